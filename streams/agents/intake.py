@@ -1,0 +1,104 @@
+"""Intake: decode, check the contract, drop duplicates, append to the per-lead trace.
+
+One hop for the hot path: every inbound topic is keyed by lead id and co-partitioned with the
+trace table, so the state of one lead lives on one partition. Identity (keyed by email) is
+resolved off the hot path by the identity agent and comes back on IDENTITY_RESOLVED.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from streams import topics
+from streams.agents.emit import ChangelogTable, Emitter
+from streams.core import contract, trace
+from streams.deadletter import dead_letter
+from streams.errors import ErrorCode, LeadflowError
+
+DAY_MS = 86_400_000
+
+
+def register(app: Any) -> None:
+    settings = app.settings
+    traces = app.Table(
+        "traces",
+        partitions=settings.partitions,
+        key_type=str,
+        value_type=dict,
+    )
+    app.tables_by_name["traces"] = traces
+    emitter = Emitter(app)
+    table = ChangelogTable(emitter, traces)
+    source = app.topic(
+        *(t.name for t in topics.INBOUND),
+        topics.IDENTITY_RESOLVED.name,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    skew = timedelta(seconds=settings.max_clock_skew_s)
+    retention_ms = int(settings.dedup_retention_days * DAY_MS)
+    codec, stats = app.codec, app.stats
+    send = emitter.send
+
+    async def reject(err: LeadflowError, msg: Any) -> None:
+        stats.dead_letters[str(err.code)] += 1
+        letter = dead_letter(
+            err, source_topic=msg.topic, value=msg.value or b"", key=msg.key,
+            partition=msg.partition, offset=msg.offset,
+        )
+        await send(topics.DEAD_LETTERS, msg.key, letter)
+
+    @app.agent(source, name="intake")
+    async def intake(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            spec = topics.BY_NAME[msg.topic]
+            stats.received[msg.topic] += 1
+            now = time.time()
+            now_ms = int(now * 1000)
+            stats.last_event_at = now
+            try:
+                record = codec.decode(msg.value or b"", spec.record)
+                if spec is topics.IDENTITY_RESOLVED:
+                    lead_id = record["lead_id"]
+                    state, added = trace.apply_alias(
+                        table.get(lead_id), lead_id, record, now_ms, retention_ms=retention_ms
+                    )
+                    if added:
+                        await table.put(lead_id, state, msg.partition)
+                        stats.aliases += 1
+                    continue
+                observed = datetime.fromtimestamp(now, UTC)
+                record = contract.validate(spec.kind, record, observed_at=observed, max_skew=skew)
+                lead_id = record["lead_id"]
+                if msg.key is None or msg.key.decode("utf-8", "replace") != lead_id:
+                    raise LeadflowError(
+                        ErrorCode.FIELD_MISMATCH,
+                        f"record key {msg.key!r} is not the lead id {lead_id}: inbound topics "
+                        "are keyed by lead id so one lead's events stay on one partition",
+                        field="key",
+                    )
+            except LeadflowError as err:
+                await reject(err, msg)
+                continue
+            step = trace.step_from_record(spec.kind, record, now_ms)
+            state, added = trace.apply(
+                table.get(lead_id), lead_id, step, now_ms=now_ms, retention_ms=retention_ms
+            )
+            if not added:
+                stats.duplicates[spec.kind] += 1
+                continue
+            await table.put(lead_id, state, msg.partition)
+            stats.accepted[spec.kind] += 1
+            if spec is topics.LEADS:
+                claim = {
+                    "email_key": record["email"],
+                    "lead_id": lead_id,
+                    "event_id": record["event_id"],
+                    "occurred_at": record["occurred_at"],
+                    "correlation_id": record.get("correlation_id"),
+                }
+                await send(topics.IDENTITY_CLAIMS, record["email"].encode(), claim)

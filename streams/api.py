@@ -1,0 +1,221 @@
+"""HTTP ingestion and read views (Faust web, aiohttp underneath).
+
+Writes answer 202 only after the broker acknowledged the record, 503 with Retry-After when it
+cannot. Every error is RFC 9457 problem+json with the dead-letter topic's error codes, and
+every rejected body also lands in the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Any
+
+import orjson
+from faust.web import Request, Response, View
+
+from streams import topics, webhooks
+from streams.core import contract, payloads, trace
+from streams.deadletter import dead_letter
+from streams.errors import ErrorCode, LeadflowError
+
+STATUS = {
+    ErrorCode.BAD_ENCODING: 400,
+    ErrorCode.BAD_SIGNATURE: 401,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.TOO_LARGE: 413,
+    ErrorCode.UNAVAILABLE: 503,
+}
+TITLES = {
+    ErrorCode.BAD_ENCODING: "The body could not be decoded",
+    ErrorCode.BAD_SIGNATURE: "The webhook signature is not valid",
+    ErrorCode.NOT_FOUND: "Not found",
+    ErrorCode.TOO_LARGE: "The body is too large",
+    ErrorCode.UNAVAILABLE: "The broker did not acknowledge the event",
+}
+_CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def problem(
+    view: View, err: LeadflowError, correlation_id: str | None = None, **extra: Any
+) -> Response:
+    status = STATUS.get(err.code, 422)
+    body: dict[str, Any] = {
+        "type": f"urn:leadflow:problem:{err.code}",
+        "title": TITLES.get(err.code, "The event breaks the contract"),
+        "status": status,
+        "detail": err.detail,
+        "code": str(err.code),
+    }
+    if err.field:
+        body["field"] = err.field
+    if correlation_id:
+        body["correlationId"] = correlation_id
+    headers = {"X-Correlation-Id": correlation_id} if correlation_id else {}
+    if err.code is ErrorCode.UNAVAILABLE:
+        headers["Retry-After"] = "1"
+    body.update(extra)
+    return view.bytes(
+        orjson.dumps(body), content_type="application/problem+json", status=status,
+        headers=headers,
+    )
+
+
+def register(app: Any) -> None:
+    settings = app.settings
+    codec, stats = app.codec, app.stats
+    traces = app.tables_by_name["traces"]
+    skew = timedelta(seconds=settings.max_clock_skew_s)
+
+    async def publish(spec: topics.TopicSpec, key: bytes | None, value: bytes) -> Any:
+        try:
+            return await asyncio.wait_for(
+                app.producer.send_and_wait(spec.name, key, value, None, None, None),
+                settings.send_timeout_s,
+            )
+        except Exception as exc:  # timeout or any Kafka error: the caller may retry
+            raise LeadflowError(
+                ErrorCode.UNAVAILABLE, f"broker did not acknowledge: {exc!r}"
+            ) from exc
+
+    async def read_body(request: Request) -> bytes:
+        limit = settings.max_request_bytes
+        declared = request.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise LeadflowError(ErrorCode.TOO_LARGE, f"body of {declared} bytes is over {limit}")
+        body = await request.content.read(limit + 1)
+        if len(body) > limit:
+            raise LeadflowError(ErrorCode.TOO_LARGE, f"body is over {limit} bytes")
+        return body
+
+    def parse_json(body: bytes) -> Any:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise LeadflowError(ErrorCode.BAD_ENCODING, f"body is not JSON: {exc}") from exc
+
+    async def ingest(view: View, request: Request, route: str) -> Response:
+        header_cid = request.headers.get("X-Correlation-Id", "")
+        cid = header_cid if _CORRELATION.match(header_cid) else str(uuid.uuid4())
+        body = b""
+        try:
+            body = await read_body(request)
+            if route == "crm":
+                webhook_id = webhooks.verify(settings.webhook_secrets, request.headers, body)
+                kind, record = payloads.crm_webhook(
+                    parse_json(body), webhook_id=webhook_id, correlation_id=cid
+                )
+            elif route == "lead":
+                kind, record = "lead", payloads.lead_from_json(parse_json(body), correlation_id=cid)
+            else:
+                kind = "activity"
+                record = payloads.activity_from_json(parse_json(body), correlation_id=cid)
+            record = contract.validate(
+                kind, record, observed_at=datetime.now(UTC), max_skew=skew
+            )
+            spec = topics.BY_KIND[kind]
+            await publish(
+                spec, record["lead_id"].encode(), codec.encode(spec.subject, spec.record, record)
+            )
+        except LeadflowError as err:
+            stats.dead_letters[str(err.code)] += 1
+            if err.code is not ErrorCode.UNAVAILABLE:
+                letter = dead_letter(
+                    err, source_topic=f"http:{request.method} {request.path}",
+                    value=body, correlation_id=cid,
+                )
+                try:
+                    spec = topics.DEAD_LETTERS
+                    await publish(spec, None, codec.encode(spec.subject, spec.record, letter))
+                except LeadflowError as unavailable:
+                    err = unavailable
+            return problem(view, err, cid)
+        return view.bytes(
+            orjson.dumps({
+                "status": "accepted",
+                "eventId": record["event_id"],
+                "leadId": record["lead_id"],
+                "correlationId": cid,
+                "trace": f"/v1/leads/{record['lead_id']}/trace",
+            }),
+            content_type="application/json",
+            status=202,
+            headers={"X-Correlation-Id": cid},
+        )
+
+    @app.page("/v1/leads")
+    class Leads(View):
+        async def post(self, request: Request) -> Response:
+            return await ingest(self, request, "lead")
+
+    @app.page("/v1/activities")
+    class Activities(View):
+        async def post(self, request: Request) -> Response:
+            return await ingest(self, request, "activity")
+
+    @app.page("/v1/webhooks/crm")
+    class CrmWebhook(View):
+        async def post(self, request: Request) -> Response:
+            return await ingest(self, request, "crm")
+
+    @app.page("/v1/leads/{lead_id}/trace")
+    class Trace(View):
+        @app.table_route(table=traces, match_info="lead_id")
+        async def get(self, request: Request, lead_id: str) -> Response:
+            state = traces.data.get(lead_id)
+            if state is None:
+                return problem(self, LeadflowError(
+                    ErrorCode.NOT_FOUND, f"no trace for lead {lead_id} (yet)", field="lead_id"
+                ))
+            related = trace.related_lead_ids(traces.data.get, lead_id)
+            states = [traces.data.get(lid) for lid in related]
+            return self.bytes(
+                orjson.dumps({
+                    "leadId": lead_id,
+                    "canonicalLeadId": state.get("canonical") or lead_id,
+                    "relatedLeadIds": related,
+                    "aliases": state.get("aliases") or [],
+                    "steps": trace.timeline(states),
+                }),
+                content_type="application/json",
+            )
+
+    @app.page("/v1/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            broker_ok = True
+            try:
+                client = app.producer._ensure_producer().client
+                await asyncio.wait_for(client.fetch_all_metadata(), 2.0)
+            except Exception:
+                broker_ok = False
+            assignment = app.consumer.assignment() if app.consumer else set()
+            recovering = not app.tables.recovery.completed.is_set()
+            ok = broker_ok and not recovering
+            return self.json(
+                {
+                    "status": "ok" if ok else "degraded",
+                    "broker": "ok" if broker_ok else "unreachable",
+                    "assignedPartitions": len(assignment),
+                    "recovering": recovering,
+                    "time": time.time(),
+                },
+                status=200 if ok else 503,
+            )
+
+    @app.page("/v1/stats")
+    class Stats(View):
+        async def get(self, request: Request) -> Response:
+            body = stats.as_dict()
+            body["leads_traced"] = len(traces.data)
+            return self.json(body)
+
+    @app.page("/v1/openapi.json")
+    class OpenApi(View):
+        async def get(self, request: Request) -> Response:
+            doc = resources.files("streams").joinpath("openapi.json").read_bytes()
+            return self.bytes(doc, content_type="application/json")

@@ -1,0 +1,71 @@
+"""The one faust.App, built from settings (never at import time)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from streams.codec import Codec
+from streams.registry import FileRegistry, HttpRegistry, Registry
+from streams.settings import Settings
+from streams.stats import Stats
+
+
+class LeadflowApp(faust.App):
+    """faust.App carrying leadflow's settings, codec and counters."""
+
+    settings: Settings
+    codec: Codec
+    stats: Stats
+    tables_by_name: dict[str, Any]
+
+
+def make_registry(settings: Settings) -> Registry:
+    if settings.schema_registry_url:
+        return HttpRegistry(settings.schema_registry_url)
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    return FileRegistry(settings.registry_path)
+
+
+def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
+    from streams.agents import identity, intake
+
+    store = "rocksdb://" if settings.store == "rocksdb" else "memory://"
+    app = LeadflowApp(
+        settings.app_id,
+        broker=settings.faust_broker,
+        store=store,
+        datadir=str(settings.data_path / "worker"),
+        autodiscover=False,
+        web_enabled=api,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        topic_partitions=settings.partitions,
+        topic_allow_declare=True,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        producer_linger=settings.producer_linger_ms / 1000.0,
+        consumer_auto_offset_reset="earliest",
+        # Small hosts: RocksDB's defaults size block cache and write buffers for servers.
+        rocksdb_options={
+            "max_open_files": 256,
+            "write_buffer_size": 8 * 1024 * 1024,
+            "max_write_buffer_number": 2,
+            "block_cache_size": 16 * 1024 * 1024,
+        },
+    )
+    app.settings = settings
+    app.codec = Codec(make_registry(settings), settings.max_record_bytes)
+    app.stats = Stats()
+    app.tables_by_name = {}
+    intake.register(app)
+    identity.register(app)
+    if api:
+        from streams import api as api_module
+
+        api_module.register(app)
+    return app

@@ -1,0 +1,303 @@
+"""The per-lead trace: what happened to a lead, step by step, in event time.
+
+State (JSON-serialisable, stored in a Faust table as is)::
+
+    {"lead_id": str, "steps": [step, ...], "seen": {event_id: processed_ms},
+     "canonical": str | None, "aliases": [lead_id, ...]}
+
+    step = {"kind", "event_id", "occurred_at": ms, "observed_at": ms, "source",
+            "correlation_id", "detail": {str: str | int | float}}
+
+Steps are kept sorted by ``(occurred_at, observed_at, event_id)`` whatever order they arrive
+in, so the same set of events always yields the same list (live, replayed or out of order).
+
+Duplicates: ``seen`` is a fast O(1) check over a retention window (values are the
+processing time ``now_ms``, so insertion order is roughly time order and pruning pops from
+the front). Steps are never pruned, and a duplicate that arrives after its id left ``seen``
+is still caught by a bisect over the steps with the same ``occurred_at`` — so dedup is exact
+forever; ``seen`` only makes the common case cheap.
+
+Hot path: ``apply`` runs per event at thousands per second. It MUTATES the state in place
+and returns it (no deep copy): O(log n) bisects + O(k) pruning of expired ids. Callers must
+not share a state object between leads or keep references expecting it to stay unchanged.
+
+Detail holds what RevOps needs to read a trace and nothing personal: company, campaign, size
+band, region, statuses, rep, channel, outcome — never names, emails, phones or free-text notes.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from streams.core.contract import epoch_ms
+
+State = dict[str, Any]
+Step = dict[str, Any]
+
+# Matches the default of the dedup_retention_days setting; only a fallback for callers.
+DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
+
+
+class StepKind(StrEnum):
+    CAPTURED = "CAPTURED"
+    ACTIVITY = "ACTIVITY"
+    TOUCH = "TOUCH"
+    STATUS_CHANGED = "STATUS_CHANGED"
+    ALIASED = "ALIASED"
+    # Produced by later stages.
+    SCORED = "SCORED"
+    MQL = "MQL"
+    ROUTED = "ROUTED"
+    SLA = "SLA"
+
+
+def _lead_detail(record: dict[str, Any]) -> dict[str, Any]:
+    attribution = record.get("attribution") or {}
+    return {
+        "company": record.get("company_name"),
+        "company_size": record.get("company_size"),
+        "region": record.get("region"),
+        "campaign_id": attribution.get("campaign_id"),
+    }
+
+
+def _activity_detail(record: dict[str, Any]) -> dict[str, Any]:
+    return {"type": record.get("activity_type"), "campaign_id": record.get("campaign_id")}
+
+
+def _status_detail(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "previous": record.get("previous_status"),
+        "new": record.get("new_status"),
+        "reason": record.get("disqualification_reason"),
+        "by": record.get("updated_by"),
+    }
+
+
+def _touch_detail(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "rep": record.get("rep_id"),
+        "channel": record.get("channel"),
+        "outcome": record.get("outcome"),
+    }
+
+
+def _identity_detail(record: dict[str, Any]) -> dict[str, Any]:
+    return {"canonical": record.get("canonical_lead_id"), "alias": record.get("alias_lead_id")}
+
+
+# topic kind → (step kind, detail extractor). "identity" is an IdentityResolved record.
+_FROM_RECORD: dict[str, tuple[StepKind, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+    "lead": (StepKind.CAPTURED, _lead_detail),
+    "activity": (StepKind.ACTIVITY, _activity_detail),
+    "status": (StepKind.STATUS_CHANGED, _status_detail),
+    "touch": (StepKind.TOUCH, _touch_detail),
+    "identity": (StepKind.ALIASED, _identity_detail),
+}
+
+
+def new_step(
+    kind: str,
+    event_id: str,
+    occurred_at_ms: int,
+    observed_at_ms: int,
+    *,
+    source: str,
+    correlation_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Step:
+    """A step of any kind (later stages use this for SCORED, ROUTED, SLA, ...).
+    ``None`` values are dropped from ``detail`` to keep the stored state small."""
+    return {
+        "kind": str(kind),
+        "event_id": event_id,
+        "occurred_at": occurred_at_ms,
+        "observed_at": observed_at_ms,
+        "source": source,
+        "correlation_id": correlation_id,
+        "detail": {k: v for k, v in (detail or {}).items() if v is not None},
+    }
+
+
+def step_from_record(kind: str, record: dict[str, Any], observed_at_ms: int) -> Step:
+    """A validated record of topic kind "lead" | "activity" | "status" | "touch" | "identity"
+    (IdentityResolved) → its trace step."""
+    try:
+        step_kind, detail = _FROM_RECORD[kind]
+    except KeyError:
+        raise ValueError(f"no trace step for record kind {kind!r}") from None
+    occurred = record["occurred_at"]
+    return new_step(
+        step_kind.value,
+        record["event_id"],
+        epoch_ms(occurred) if isinstance(occurred, datetime) else int(occurred),
+        observed_at_ms,
+        source=record.get("source_system") or "leadflow",
+        correlation_id=record.get("correlation_id"),
+        detail=detail(record),
+    )
+
+
+def new_state(lead_id: str) -> State:
+    return {"lead_id": lead_id, "steps": [], "seen": {}, "canonical": None, "aliases": []}
+
+
+def _order(step: Step) -> tuple[int, int, str]:
+    return step["occurred_at"], step["observed_at"], step["event_id"]
+
+
+def _occurred(step: Step) -> int:
+    return step["occurred_at"]
+
+
+def _in_steps(steps: list[Step], step: Step) -> bool:
+    occurred, event_id = step["occurred_at"], step["event_id"]
+    i = bisect_left(steps, occurred, key=_occurred)
+    while i < len(steps) and steps[i]["occurred_at"] == occurred:
+        if steps[i]["event_id"] == event_id:
+            return True
+        i += 1
+    return False
+
+
+def apply(
+    state: State | None, lead_id: str, step: Step, *, now_ms: int, retention_ms: int
+) -> tuple[State, bool]:
+    """Add ``step`` to the trace of ``lead_id``; returns (state, added). A duplicate event id
+    returns (state, False) and changes nothing. Mutates ``state`` in place."""
+    if state is None:
+        state = new_state(lead_id)
+    seen: dict[str, int] = state["seen"]
+    steps: list[Step] = state["steps"]
+    if step["event_id"] in seen or _in_steps(steps, step):
+        return state, False
+    insort(steps, step, key=_order)
+    seen[step["event_id"]] = now_ms
+    horizon = now_ms - retention_ms
+    while seen:
+        oldest = next(iter(seen))
+        if seen[oldest] >= horizon:
+            break
+        del seen[oldest]
+    return state, True
+
+
+def apply_alias(
+    state: State | None,
+    lead_id: str,
+    resolved: dict[str, Any],
+    now_ms: int,
+    *,
+    retention_ms: int = DEFAULT_RETENTION_MS,
+) -> tuple[State, bool]:
+    """Apply an IdentityResolved record to the trace of ``lead_id`` (the alias or the
+    canonical side of the link): adds an ALIASED step and, unless it is a duplicate, sets
+    ``canonical`` (alias side; the latest link wins), joins ``aliases`` (canonical side) or,
+    for a self-link (alias == canonical), clears ``canonical``.
+    Returns (state, added) like ``apply`` and likewise mutates ``state`` in place.
+
+    Stale pointers after a canonical change are harmless: readers resolve the whole group
+    with ``related_lead_ids``."""
+    canonical = resolved.get("canonical_lead_id")
+    alias = resolved.get("alias_lead_id")
+    if lead_id not in (canonical, alias):
+        raise ValueError(f"link {alias}->{canonical} does not involve lead {lead_id}")
+    step = step_from_record("identity", resolved, now_ms)
+    state, added = apply(state, lead_id, step, now_ms=now_ms, retention_ms=retention_ms)
+    if added:
+        if alias == canonical:
+            state["canonical"] = None  # canonical again: the earlier pointer is void
+        elif lead_id == alias:
+            state["canonical"] = canonical
+        elif alias not in state["aliases"]:
+            insort(state["aliases"], alias)
+    return state, added
+
+
+def related_lead_ids(
+    lookup: Callable[[str], State | None], lead_id: str, *, limit: int = 100
+) -> list[str]:
+    """Every lead id linked to ``lead_id`` through canonical/alias pointers (itself included),
+    following pointers both ways so stale links still reach the whole group. Sorted."""
+    found = {lead_id}
+    frontier = [lead_id]
+    while frontier and len(found) < limit:
+        state = lookup(frontier.pop())
+        if state is None:
+            continue
+        for other in (state.get("canonical"), *state.get("aliases", ())):
+            if other and other not in found:
+                found.add(other)
+                frontier.append(other)
+    return sorted(found)
+
+
+def _keyed(state: State) -> Iterator[tuple[tuple[int, int, str, str], Step]]:
+    lead_id = state["lead_id"]
+    for step in state["steps"]:
+        yield (*_order(step), lead_id), step
+
+
+def _first(pair: tuple[tuple[int, int, str, str], Step]) -> tuple[int, int, str, str]:
+    return pair[0]
+
+
+def timeline(states: Iterable[State | None]) -> list[dict[str, Any]]:
+    """Merge the traces of a lead and its aliases into one event-time ordered list.
+
+    An event present in several traces (both sides of an ALIASED link) appears once. Each row
+    is a copy of the step plus ``lead_id`` (whose trace holds it), ``since_previous_ms`` (event
+    time since the previous row; None for the first) and ``lag_ms`` (observed - occurred: the
+    time spent before leadflow saw it; negative when the sender's clock runs ahead)."""
+    streams = [_keyed(s) for s in states if s is not None]
+    rows: list[dict[str, Any]] = []
+    emitted: set[str] = set()
+    previous: int | None = None
+    for (occurred, observed, event_id, lead_id), step in heapq.merge(*streams, key=_first):
+        if event_id in emitted:
+            continue
+        emitted.add(event_id)
+        row = dict(step)
+        row["detail"] = dict(step["detail"])
+        row["lead_id"] = lead_id
+        row["since_previous_ms"] = None if previous is None else occurred - previous
+        row["lag_ms"] = observed - occurred
+        rows.append(row)
+        previous = occurred
+    return rows
+
+
+def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where the time went, from ``timeline`` rows: elapsed event time, steps per kind, the
+    worst ingestion lag (our systems) and capture → first sales touch (people)."""
+    by_kind: dict[str, int] = {}
+    for row in rows:
+        by_kind[row["kind"]] = by_kind.get(row["kind"], 0) + 1
+    captured: int | None = next(
+        (r["occurred_at"] for r in rows if r["kind"] == StepKind.CAPTURED), None
+    )
+    first_touch: int | None = None
+    if captured is not None:
+        first_touch = next(
+            (
+                r["occurred_at"] - captured
+                for r in rows
+                if r["kind"] == StepKind.TOUCH and r["occurred_at"] >= captured
+            ),
+            None,
+        )
+    return {
+        "lead_ids": sorted({r["lead_id"] for r in rows}),
+        "steps": len(rows),
+        "first_at": rows[0]["occurred_at"] if rows else None,
+        "last_at": rows[-1]["occurred_at"] if rows else None,
+        "elapsed_ms": rows[-1]["occurred_at"] - rows[0]["occurred_at"] if rows else None,
+        "by_kind": by_kind,
+        "max_lag_ms": max((r["lag_ms"] for r in rows), default=None),
+        "capture_to_first_touch_ms": first_touch,
+    }

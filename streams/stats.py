@@ -1,0 +1,34 @@
+"""In-process counters of one worker, served at GET /v1/stats and used by `leadflow up`."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Stats:
+    started_at: float = field(default_factory=time.time)
+    received: Counter[str] = field(default_factory=Counter)  # by topic
+    accepted: Counter[str] = field(default_factory=Counter)  # by kind
+    duplicates: Counter[str] = field(default_factory=Counter)  # by kind
+    dead_letters: Counter[str] = field(default_factory=Counter)  # by error code
+    aliases: int = 0
+    last_event_at: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "received": dict(self.received),
+            "received_total": sum(self.received.values()),
+            "accepted": dict(self.accepted),
+            "accepted_total": sum(self.accepted.values()),
+            "duplicates": dict(self.duplicates),
+            "duplicates_total": sum(self.duplicates.values()),
+            "dead_letters": dict(self.dead_letters),
+            "dead_letters_total": sum(self.dead_letters.values()),
+            "aliases": self.aliases,
+            "last_event_at": self.last_event_at,
+        }

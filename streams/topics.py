@@ -1,0 +1,42 @@
+"""Every topic leadflow reads or writes: name, contract, key, retention policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    record: str  # Avro record name under avro/
+    key: str  # what the Kafka key holds
+    kind: str = ""  # intake kind for inbound topics: lead | activity | status | touch
+    compacted: bool = False
+
+    @property
+    def subject(self) -> str:
+        # Confluent TopicNameStrategy
+        return f"{self.name}-value"
+
+
+LEADS = TopicSpec("leads.captured", "LeadCaptured", "lead_id", kind="lead")
+ACTIVITY = TopicSpec("leads.activity", "ActivityRecorded", "lead_id", kind="activity")
+STATUS = TopicSpec("crm.status-changed", "LeadStatusChanged", "lead_id", kind="status")
+TOUCHES = TopicSpec("crm.touches", "SalesTouchLogged", "lead_id", kind="touch")
+INBOUND = (LEADS, ACTIVITY, STATUS, TOUCHES)
+
+SCORED = TopicSpec("leads.scored", "LeadScored", "lead_id")
+ROUTED = TopicSpec("leads.routed", "LeadRouted", "lead_id")
+SLA = TopicSpec("sla.evaluated", "SlaEvaluated", "lead_id or campaign id")
+MODELS = TopicSpec("models.scoring", "ModelPublished", "model name", compacted=True)
+DEAD_LETTERS = TopicSpec("leadflow.dead-letters", "DeadLetter", "original key")
+OUTBOUND = (SCORED, ROUTED, SLA, MODELS, DEAD_LETTERS)
+
+# Identity is keyed by normalised email, so it needs its own partitioning.
+IDENTITY_CLAIMS = TopicSpec("leadflow.identity-claims", "IdentityClaim", "normalised email")
+IDENTITY_RESOLVED = TopicSpec("leadflow.identity-resolved", "IdentityResolved", "lead_id")
+INTERNAL = (IDENTITY_CLAIMS, IDENTITY_RESOLVED)
+
+ALL = INBOUND + OUTBOUND + INTERNAL
+BY_NAME = {t.name: t for t in ALL}
+BY_KIND = {t.kind: t for t in INBOUND}

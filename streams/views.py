@@ -1,0 +1,67 @@
+"""Reading the API from the terminal: `leadflow trace` and the summary of `leadflow up`."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+
+def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        body = err.read()
+        try:
+            return err.code, json.loads(body)
+        except ValueError:
+            return err.code, {"code": "HTTP_ERROR", "detail": body.decode(errors="replace")}
+
+
+def fetch_trace(base_url: str, lead_id: str) -> tuple[int, Any]:
+    return get_json(f"{base_url.rstrip('/')}/v1/leads/{lead_id}/trace")
+
+
+def _ts(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def duration(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    s = abs(ms) / 1000
+    sign = "-" if ms < 0 else "+"
+    if s < 1:
+        return f"{sign}{abs(ms)}ms"
+    if s < 120:
+        return f"{sign}{s:.1f}s"
+    if s < 7200:
+        return f"{sign}{s / 60:.1f}m"
+    if s < 172_800:
+        return f"{sign}{s / 3600:.1f}h"
+    return f"{sign}{s / 86400:.1f}d"
+
+
+def render_trace(body: dict[str, Any]) -> str:
+    lines = [f"lead {body['leadId']}"]
+    if body.get("canonicalLeadId") and body["canonicalLeadId"] != body["leadId"]:
+        lines.append(f"  alias of {body['canonicalLeadId']}")
+    if body.get("aliases"):
+        lines.append(f"  aliases: {', '.join(body['aliases'])}")
+    header = (
+        f"{'occurred (UTC)':23}  {'since prev':>10}  {'lag':>8}  {'step':14}  {'source':12}  detail"
+    )
+    lines += [header, "-" * len(header)]
+    for step in body["steps"]:
+        detail = " ".join(f"{k}={v}" for k, v in (step.get("detail") or {}).items())
+        lines.append(
+            f"{_ts(step['occurred_at']):23}  {duration(step.get('since_previous_ms')):>10}  "
+            f"{duration(step.get('lag_ms')):>8}  {step['kind']:14}  {step.get('source', ''):12}"
+            f"  {detail}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""Shared fixtures: the embedded broker on a free port and a worker process, as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from streams.broker import EmbeddedBroker, free_port
+from streams.settings import Settings
+from streams.views import get_json
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
+SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLWxlYWRmbG93LXRlc3Rz"
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    base_url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    log = tmp_path_factory.mktemp("broker") / "broker.log"
+    with EmbeddedBroker(0, log) as b:
+        yield b
+
+
+def start_worker(broker: EmbeddedBroker, data_dir: Path, **env: str) -> Worker:
+    port = free_port()
+    environ = {
+        **os.environ,
+        "LEADFLOW_BROKER_PORT": str(broker.port),
+        "LEADFLOW_WEB_PORT": str(port),
+        "LEADFLOW_DATA_DIR": str(data_dir),
+        "LEADFLOW_APP_ID": f"leadflow-test-{uuid.uuid4().hex[:8]}",
+        "LEADFLOW_WEBHOOK_SECRETS": SECRET,
+        "LEADFLOW_LOG_LEVEL": "info",
+        **env,
+    }
+    settings = Settings.load(env=environ)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / "worker.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env=environ, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited early:\n{log.read_text()[-4000:]}")
+        try:
+            status, _ = get_json(f"{base}/v1/health", timeout=2)
+            if status == 200:
+                return Worker(settings, base, proc, log)
+        except OSError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"worker not healthy in 90 s:\n{log.read_text()[-4000:]}")
+
+
+def stop_worker(worker: Worker) -> None:
+    worker.proc.terminate()
+    try:
+        worker.proc.wait(30)
+    except subprocess.TimeoutExpired:
+        worker.proc.kill()
+        worker.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def worker(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    w = start_worker(broker, tmp_path_factory.mktemp("worker"))
+    yield w
+    stop_worker(w)
