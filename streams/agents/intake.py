@@ -31,13 +31,6 @@ def register(app: Any) -> None:
     app.tables_by_name["traces"] = traces
     emitter = Emitter(app)
     table = ChangelogTable(emitter, traces)
-    source = app.topic(
-        *(t.name for t in topics.INBOUND),
-        topics.IDENTITY_RESOLVED.name,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
     skew = timedelta(seconds=settings.max_clock_skew_s)
     retention_ms = int(settings.dedup_retention_days * DAY_MS)
     codec, stats = app.codec, app.stats
@@ -51,54 +44,65 @@ def register(app: Any) -> None:
         )
         await send(topics.DEAD_LETTERS, msg.key, letter)
 
-    @app.agent(source, name="intake")
-    async def intake(stream: Any) -> None:
-        async for event in stream.events():
-            msg = event.message
-            spec = topics.BY_NAME[msg.topic]
-            stats.received[msg.topic] += 1
-            now = time.time()
-            now_ms = int(now * 1000)
-            stats.last_event_at = now
-            try:
-                record = codec.decode(msg.value or b"", spec.record)
-                if spec is topics.IDENTITY_RESOLVED:
-                    lead_id = record["lead_id"]
-                    state, added = trace.apply_alias(
-                        table.get(lead_id), lead_id, record, now_ms, retention_ms=retention_ms
-                    )
-                    if added:
-                        await table.put(lead_id, state, msg.partition)
-                        stats.aliases += 1
-                    continue
-                observed = datetime.fromtimestamp(now, UTC)
-                record = contract.validate(spec.kind, record, observed_at=observed, max_skew=skew)
+    async def handle(spec: topics.TopicSpec, msg: Any) -> None:
+        stats.received[msg.topic] += 1
+        now = time.time()
+        now_ms = int(now * 1000)
+        stats.last_event_at = now
+        try:
+            record = codec.decode(msg.value or b"", spec.record)
+            if spec is topics.IDENTITY_RESOLVED:
                 lead_id = record["lead_id"]
-                if msg.key is None or msg.key.decode("utf-8", "replace") != lead_id:
-                    raise LeadflowError(
-                        ErrorCode.FIELD_MISMATCH,
-                        f"record key {msg.key!r} is not the lead id {lead_id}: inbound topics "
-                        "are keyed by lead id so one lead's events stay on one partition",
-                        field="key",
-                    )
-            except LeadflowError as err:
-                await reject(err, msg)
-                continue
-            step = trace.step_from_record(spec.kind, record, now_ms)
-            state, added = trace.apply(
-                table.get(lead_id), lead_id, step, now_ms=now_ms, retention_ms=retention_ms
-            )
-            if not added:
-                stats.duplicates[spec.kind] += 1
-                continue
-            await table.put(lead_id, state, msg.partition)
-            stats.accepted[spec.kind] += 1
-            if spec is topics.LEADS:
-                claim = {
-                    "email_key": record["email"],
-                    "lead_id": lead_id,
-                    "event_id": record["event_id"],
-                    "occurred_at": record["occurred_at"],
-                    "correlation_id": record.get("correlation_id"),
-                }
-                await send(topics.IDENTITY_CLAIMS, record["email"].encode(), claim)
+                state, added = trace.apply_alias(
+                    table.get(lead_id), lead_id, record, now_ms, retention_ms=retention_ms
+                )
+                if added:
+                    await table.put(lead_id, state, msg.partition)
+                    stats.aliases += 1
+                return
+            observed = datetime.fromtimestamp(now, UTC)
+            record = contract.validate(spec.kind, record, observed_at=observed, max_skew=skew)
+            lead_id = record["lead_id"]
+            if msg.key is None or msg.key.decode("utf-8", "replace") != lead_id:
+                raise LeadflowError(
+                    ErrorCode.FIELD_MISMATCH,
+                    f"record key {msg.key!r} is not the lead id {lead_id}: inbound topics "
+                    "are keyed by lead id so one lead's events stay on one partition",
+                    field="key",
+                )
+        except LeadflowError as err:
+            await reject(err, msg)
+            return
+        step = trace.step_from_record(spec.kind, record, now_ms)
+        state, added = trace.apply(
+            table.get(lead_id), lead_id, step, now_ms=now_ms, retention_ms=retention_ms
+        )
+        if not added:
+            stats.duplicates[spec.kind] += 1
+            return
+        await table.put(lead_id, state, msg.partition)
+        stats.accepted[spec.kind] += 1
+        if spec is topics.LEADS:
+            claim = {
+                "email_key": record["email"],
+                "lead_id": lead_id,
+                "event_id": record["event_id"],
+                "occurred_at": record["occurred_at"],
+                "correlation_id": record.get("correlation_id"),
+            }
+            await send(topics.IDENTITY_CLAIMS, record["email"].encode(), claim)
+
+    def agent_for(spec: topics.TopicSpec) -> Any:
+        async def intake(stream: Any) -> None:
+            async for event in stream.events():
+                await handle(spec, event.message)
+
+        return intake
+
+    # One agent per topic: each topic has its own contract, and agent.test_context() works.
+    for spec in (*topics.INBOUND, topics.IDENTITY_RESOLVED):
+        source = app.topic(
+            spec.name, key_serializer="raw", value_serializer="raw",
+            partitions=settings.partitions,
+        )
+        app.agent(source, name=f"intake.{spec.name}")(agent_for(spec))

@@ -1,0 +1,78 @@
+"""The intake agents through agent.test_context(), with Faust's producer on the embedded broker."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from streams import topics
+from streams.app import LeadflowApp, build_app
+from streams.broker import EmbeddedBroker
+from streams.core import payloads
+from streams.settings import Settings
+from tests.conftest import EXAMPLES
+
+
+@pytest.fixture
+async def app(broker: EmbeddedBroker, tmp_path: Any) -> AsyncIterator[LeadflowApp]:
+    settings = Settings.load(
+        env={}, broker_port=broker.port, data_dir=str(tmp_path), app_id=f"t-{uuid.uuid4().hex}"
+    )
+    app = build_app(settings, api=False)
+    app.finalize()
+    await app.producer.start()  # the real producer: dead letters and changelogs reach the broker
+    yield app
+    await app.producer.stop()
+
+
+def encoded(app: LeadflowApp, spec: topics.TopicSpec, record: dict[str, Any]) -> bytes:
+    return app.codec.encode(spec.subject, spec.record, record)
+
+
+def lead_record(**changes: Any) -> dict[str, Any]:
+    body = json.loads((EXAMPLES / "lead-captured.json").read_text())
+    body.update(changes)
+    return payloads.lead_from_json(body)
+
+
+async def test_a_lead_becomes_a_trace_and_a_duplicate_changes_nothing(app: LeadflowApp) -> None:
+    record = lead_record()
+    lead_id = record["lead_id"]
+    agent = app.agents[f"intake.{topics.LEADS.name}"]
+    async with agent.test_context() as ctx:
+        for _ in range(2):
+            await ctx.put(encoded(app, topics.LEADS, record), key=lead_id.encode())
+    state = app.tables_by_name["traces"].data[lead_id]
+    assert [s["kind"] for s in state["steps"]] == ["CAPTURED"]
+    assert app.stats.accepted["lead"] == 1 and app.stats.duplicates["lead"] == 1
+
+
+async def test_bad_records_are_dead_lettered_and_the_stream_goes_on(app: LeadflowApp) -> None:
+    agent = app.agents[f"intake.{topics.ACTIVITY.name}"]
+    lead_id = str(uuid.uuid4())
+    good = payloads.activity_from_json({
+        "leadId": lead_id, "type": "pricing_page_view",
+        "timestamp": datetime.now(UTC).isoformat(),
+    })
+    async with agent.test_context() as ctx:
+        await ctx.put(b"\x00\x00", key=lead_id.encode())
+        await ctx.put(encoded(app, topics.ACTIVITY, good), key=b"someone-else")
+        await ctx.put(encoded(app, topics.ACTIVITY, good), key=lead_id.encode())
+    assert dict(app.stats.dead_letters) == {"BAD_ENCODING": 1, "FIELD_MISMATCH": 1}
+    steps = app.tables_by_name["traces"].data[lead_id]["steps"]
+    assert [s["detail"]["type"] for s in steps] == ["PRICING_PAGE_VIEW"]
+
+
+async def test_a_lead_without_consent_is_rejected(app: LeadflowApp) -> None:
+    record = lead_record(leadId=str(uuid.uuid4()))
+    record["consent"] = None
+    agent = app.agents[f"intake.{topics.LEADS.name}"]
+    async with agent.test_context() as ctx:
+        await ctx.put(encoded(app, topics.LEADS, record), key=record["lead_id"].encode())
+    assert dict(app.stats.dead_letters) == {"CONSENT_MISSING": 1}
+    assert record["lead_id"] not in app.tables_by_name["traces"].data
