@@ -128,9 +128,7 @@ def _min_width(schema: Any, names: dict[str, Any], namespace: str | None, seen: 
         if key in seen:
             return 0
         namespace = schema.get("namespace", namespace)
-        return sum(
-            _min_width(f["type"], names, namespace, seen | {key}) for f in schema["fields"]
-        )
+        return sum(_min_width(f["type"], names, namespace, seen | {key}) for f in schema["fields"])
     return 0
 
 
