@@ -123,6 +123,7 @@ def register(app: Any) -> None:
             )
         except LeadflowError as err:
             stats.dead_letters[str(err.code)] += 1
+            stats.http_rejected[str(err.code)] += 1
             if err.code is not ErrorCode.UNAVAILABLE:
                 letter = dead_letter(
                     err, source_topic=f"http:{request.method} {request.path}",

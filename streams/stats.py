@@ -15,8 +15,16 @@ class Stats:
     accepted: Counter[str] = field(default_factory=Counter)  # by kind
     duplicates: Counter[str] = field(default_factory=Counter)  # by kind
     dead_letters: Counter[str] = field(default_factory=Counter)  # by error code
+    http_rejected: Counter[str] = field(default_factory=Counter)  # by error code, never on Kafka
     aliases: int = 0
+    first_event_at: float = 0.0
     last_event_at: float = 0.0
+
+    def saw_event(self, topic: str, now: float) -> None:
+        self.received[topic] += 1
+        if not self.first_event_at:
+            self.first_event_at = now
+        self.last_event_at = now
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -29,6 +37,8 @@ class Stats:
             "duplicates_total": sum(self.duplicates.values()),
             "dead_letters": dict(self.dead_letters),
             "dead_letters_total": sum(self.dead_letters.values()),
+            "http_rejected": dict(self.http_rejected),
             "aliases": self.aliases,
+            "first_event_at": self.first_event_at,
             "last_event_at": self.last_event_at,
         }

@@ -21,7 +21,6 @@ def register(app: Any) -> None:
         "identities",
         partitions=settings.partitions,
         key_type=str,
-        value_type=dict,
     )
     app.tables_by_name["identities"] = identities
     source = app.topic(

@@ -26,7 +26,6 @@ def register(app: Any) -> None:
         "traces",
         partitions=settings.partitions,
         key_type=str,
-        value_type=dict,
     )
     app.tables_by_name["traces"] = traces
     emitter = Emitter(app)
@@ -45,10 +44,9 @@ def register(app: Any) -> None:
         await send(topics.DEAD_LETTERS, msg.key, letter)
 
     async def handle(spec: topics.TopicSpec, msg: Any) -> None:
-        stats.received[msg.topic] += 1
         now = time.time()
         now_ms = int(now * 1000)
-        stats.last_event_at = now
+        stats.saw_event(msg.topic, now)
         try:
             record = codec.decode(msg.value or b"", spec.record)
             if spec is topics.IDENTITY_RESOLVED:
