@@ -1,0 +1,47 @@
+"""The OpenAPI document kept in the repo matches the API and accepts the real example bodies."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import pytest
+
+from streams.app import build_app
+from streams.settings import Settings
+from tests.conftest import EXAMPLES
+
+DOC = json.loads(resources.files("streams").joinpath("openapi.json").read_text())
+
+
+def schema(name: str) -> dict[str, Any]:
+    # Resolve $refs against the whole document.
+    return {"$ref": f"#/components/schemas/{name}", "components": DOC["components"]}
+
+
+def test_every_route_of_the_app_is_documented_and_nothing_else(tmp_path: Any) -> None:
+    app = build_app(Settings.load(env={}, data_dir=str(tmp_path)))
+    ours = {path for path in app.web.views if path.startswith("/v1/")}
+    assert ours == set(DOC["paths"])
+
+
+@pytest.mark.parametrize(
+    ("example", "name"),
+    [
+        ("lead-captured.json", "LeadCaptured"),
+        ("activity-recorded.json", "ActivityRecorded"),
+        ("crm-lead-status-updated.json", "CrmWebhook"),
+        ("crm-lead-touch-logged.json", "CrmWebhook"),
+    ],
+)
+def test_examples_fit_the_documented_bodies(example: str, name: str) -> None:
+    jsonschema.validate(json.loads((EXAMPLES / example).read_text()), schema(name))
+
+
+def test_a_body_without_its_lead_id_does_not_fit() -> None:
+    body = json.loads((EXAMPLES / "lead-captured.json").read_text())
+    del body["leadId"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(body, schema("LeadCaptured"))
