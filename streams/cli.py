@@ -161,9 +161,7 @@ def simulate(
     """
     from streams.app import make_registry
     from streams.codec import Codec
-    from streams.simulate import generate
-    from streams.simulate.send import send_http, send_kafka
-    from streams.simulate.truth import write_truth
+    from streams.simulate import generate, send_http, send_kafka, write_truth
 
     settings = Settings.load()
     scenario = generate(seed, leads=leads, days=days, bad_share=bad_share,

@@ -1,0 +1,240 @@
+"""`leadflow bench`: the figures every change is measured with, in one run on one broker.
+
+1. A backlog of simulated events (Avro, Confluent framing) on the inbound topics.
+2. A bare Faust agent per inbound topic that only decodes: the ceiling for one worker.
+3. The real worker (intake + trace + identity) over the same backlog.
+4. HTTP-to-trace latency: new leads POSTed at a fixed rate; latency = when the step was
+   written to the trace (its observed_at) minus when the request was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from streams import topics
+from streams.broker import EmbeddedBroker, free_port
+from streams.settings import Settings
+from streams.views import get_json
+
+
+@dataclass
+class Result:
+    events: int
+    bare_rate: float
+    worker_rate: float
+    http_rate: float
+    http_sent: int
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def ratio(self) -> float:
+        return self.worker_rate / self.bare_rate if self.bare_rate else 0.0
+
+    def table(self) -> str:
+        rows = [
+            ("backlog events", f"{self.events:,}"),
+            ("bare decode agent (events/s)", f"{self.bare_rate:,.0f}"),
+            ("intake + trace (events/s)", f"{self.worker_rate:,.0f}"),
+            ("ratio (target >= 0.60)", f"{self.ratio:.2f}"),
+            (f"HTTP-to-trace p50 @ {self.http_rate:.0f} req/s", f"{self.p50_ms:.1f} ms"),
+            (f"HTTP-to-trace p99 @ {self.http_rate:.0f} req/s (target <= 100)",
+             f"{self.p99_ms:.1f} ms"),
+            ("HTTP requests", f"{self.http_sent:,}"),
+        ]
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v:>12}" for k, v in rows)
+
+
+# -- the bare agent (run as `python -m streams.bench bare`) ----------------------------------
+
+
+def build_bare_app(settings: Settings) -> Any:
+    from streams.app import LeadflowApp, make_registry
+    from streams.codec import Codec
+    from streams.stats import Stats
+
+    app = LeadflowApp(
+        settings.app_id, broker=settings.faust_broker, store="memory://", autodiscover=False,
+        web_bind=settings.web_host, web_host=settings.web_host, web_port=settings.web_port,
+        topic_partitions=settings.partitions,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        consumer_auto_offset_reset="earliest", datadir=str(settings.data_path / "bare"),
+    )
+    app.settings = settings
+    app.codec = Codec(make_registry(settings), settings.max_record_bytes)
+    app.stats = stats = Stats()
+
+    def agent_for(spec: topics.TopicSpec) -> Any:
+        async def decode_only(stream: Any) -> None:
+            async for event in stream.events():
+                stats.saw_event(event.message.topic, time.time())
+                app.codec.decode(event.message.value, spec.record)
+
+        return decode_only
+
+    for spec in topics.INBOUND:
+        source = app.topic(spec.name, key_serializer="raw", value_serializer="raw")
+        app.agent(source, name=f"bare.{spec.name}")(agent_for(spec))
+
+    @app.page("/v1/stats")
+    async def stats_page(web: Any, request: Any) -> Any:
+        return web.json(stats.as_dict())
+
+    @app.page("/v1/health")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    return app
+
+
+# -- orchestration -----------------------------------------------------------------------------
+
+
+def _start(kind: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    args = ["-m", "streams.bench", "bare"] if kind == "bare" else ["-m", "streams.cli", "worker"]
+    return subprocess.Popen(
+        [sys.executable, *args], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+
+
+def _inbound_rate(stats: dict[str, Any]) -> tuple[int, float]:
+    n = sum(stats["received"].get(t.name, 0) for t in topics.INBOUND)
+    span = stats["last_event_at"] - stats["first_event_at"]
+    return n, (n / span if span > 0 else 0.0)
+
+
+def _drain(base: str, expected: int, proc: subprocess.Popen[bytes], timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"benchmark process exited with {proc.returncode}")
+        try:
+            status, stats = get_json(f"{base}/v1/stats", timeout=2)
+        except OSError:
+            status, stats = 0, None
+        if status == 200:
+            n, rate = _inbound_rate(stats)
+            if n >= expected:
+                return rate
+        time.sleep(0.5)
+    raise RuntimeError(f"backlog of {expected} not consumed in {timeout:.0f}s")
+
+
+async def _fill_backlog(settings: Settings, events: int) -> int:
+    from streams.app import make_registry
+    from streams.codec import Codec
+    from streams.kafka import ensure_topics
+    from streams.simulate import generate, send_kafka
+
+    await ensure_topics(settings)
+    # ~13 events a lead in the simulated funnel; generate a little more and cut.
+    scenario = generate(seed=11, leads=max(10, events // 10), bad_share=0.0, wall_seconds=0)
+    scenario.deliveries[:] = scenario.deliveries[:events]
+    codec = Codec(make_registry(settings), settings.max_record_bytes)
+    report = await send_kafka(scenario, settings.bootstrap, codec, rate=None, progress=True)
+    return int(report.sent)
+
+
+def _lead_body(lead_id: str, now: datetime) -> bytes:
+    return json.dumps({
+        "leadId": lead_id,
+        "email": f"bench-{lead_id[:13]}@example.org",
+        "firstName": "Bench", "lastName": "Mark", "companyName": "Bench Co",
+        "companySize": "51-200", "region": "EMEA",
+        "triggerActions": ["viewed_pricing_page"],
+        "enrichedData": {"industry": "SaaS", "techStack": ["AWS"]},
+        "attribution": {"campaignId": "cmp-bench"},
+        "consent": {"lawfulBasis": "consent",
+                    "consentTimestamp": (now - timedelta(days=1)).isoformat()},
+        "timestamp": now.isoformat(),
+    }).encode()
+
+
+async def _http_latency(base: str, rate: float, seconds: float) -> tuple[int, list[float]]:
+    import aiohttp
+
+    sent_at: dict[str, float] = {}
+    total = int(rate * seconds)
+    async with aiohttp.ClientSession(base_url=base) as http:
+
+        async def one(lead_id: str) -> None:
+            body = _lead_body(lead_id, datetime.now(UTC))
+            sent_at[lead_id] = time.time()
+            async with http.post("/v1/leads", data=body) as resp:
+                if resp.status != 202:
+                    raise RuntimeError(f"POST /v1/leads: {resp.status} {await resp.text()}")
+
+        start = time.monotonic()
+        pending = []
+        for i in range(total):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            pending.append(asyncio.create_task(one(str(uuid.uuid4()))))
+        await asyncio.gather(*pending)
+        await asyncio.sleep(1.0)
+        latencies = []
+        for lead_id, t0 in sent_at.items():
+            async with http.get(f"/v1/leads/{lead_id}/trace") as resp:
+                trace = await resp.json()
+            latencies.append(trace["steps"][0]["observed_at"] - t0 * 1000)
+    return total, latencies
+
+
+def run_bench(settings: Settings, events: int, rate: float, seconds: float) -> Result:
+    with tempfile.TemporaryDirectory(prefix="leadflow-bench-") as tmp, EmbeddedBroker(
+        0, Path(tmp) / "broker.log"
+    ) as broker:
+        settings = settings.replace(broker_url="", broker_port=broker.port, data_dir=tmp)
+        print(f"bench: broker on {broker.bootstrap}, filling a backlog of {events:,} events",
+              file=sys.stderr)
+        sent = asyncio.run(_fill_backlog(settings, events))
+        env = {**os.environ, "LEADFLOW_BROKER_URL": "", "LEADFLOW_BROKER_PORT": str(broker.port),
+               "LEADFLOW_DATA_DIR": tmp, "LEADFLOW_LOG_LEVEL": "warn"}
+        rates = {}
+        for kind in ("bare", "worker"):
+            port = free_port()
+            proc_env = {**env, "LEADFLOW_WEB_PORT": str(port),
+                        "LEADFLOW_APP_ID": f"bench-{kind}-{uuid.uuid4().hex[:6]}"}
+            proc = _start(kind, proc_env, Path(tmp) / f"{kind}.log")
+            try:
+                print(f"bench: {kind} consuming the backlog", file=sys.stderr)
+                rates[kind] = _drain(f"http://127.0.0.1:{port}", sent, proc, timeout=900)
+                if kind == "worker":
+                    print(f"bench: HTTP-to-trace at {rate:.0f} req/s for {seconds:.0f}s",
+                          file=sys.stderr)
+                    n, lat = asyncio.run(_http_latency(f"http://127.0.0.1:{port}", rate, seconds))
+            finally:
+                proc.terminate()
+                proc.wait(30)
+        q = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [0.0] * 99
+        return Result(sent, rates["bare"], rates["worker"], rate, n, q[49], q[98])
+
+
+def main() -> None:
+    if sys.argv[1:] == ["bare"]:
+        from faust.worker import Worker
+
+        settings = Settings.load()
+        Worker(build_bare_app(settings), loglevel=settings.log_level, quiet=True) \
+            .execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
+

@@ -1,0 +1,47 @@
+"""A realistic synthetic funnel with hidden ground truth, and the senders that replay it.
+
+``generate`` is pure and deterministic for a seed; ``write_truth`` stores what the engine
+and the models should find; ``send_http`` / ``send_kafka`` deliver a scenario to a running
+leadflow (they import aiohttp / aiokafka only when called).
+"""
+
+from streams.simulate.http_sender import send_http
+from streams.simulate.kafka_sender import kafka_plan, send_kafka
+from streams.simulate.model import (
+    BAD_KINDS,
+    DEFAULT_BAD_MIX,
+    DUPLICATE,
+    KAFKA_ONLY,
+    OK,
+    Campaign,
+    Delivery,
+    LeadTruth,
+    Rep,
+    Scenario,
+)
+from streams.simulate.report import Mismatch, SendReport
+from streams.simulate.sales import LEGAL_NEXT
+from streams.simulate.scenario import generate
+from streams.simulate.truth import read_truth, write_truth
+
+__all__ = [
+    "BAD_KINDS",
+    "DEFAULT_BAD_MIX",
+    "DUPLICATE",
+    "KAFKA_ONLY",
+    "LEGAL_NEXT",
+    "OK",
+    "Campaign",
+    "Delivery",
+    "LeadTruth",
+    "Mismatch",
+    "Rep",
+    "Scenario",
+    "SendReport",
+    "generate",
+    "kafka_plan",
+    "read_truth",
+    "send_http",
+    "send_kafka",
+    "write_truth",
+]

@@ -1,0 +1,255 @@
+"""One lead's journey: the form fill, the behaviour around it, the hidden truth, the repeats."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+from streams.simulate import catalog as C
+from streams.simulate.funnel import (
+    ACTIVITY_RATES,
+    DAY,
+    ENGAGEMENT_MEAN_MS,
+    HOUR,
+    MINUTE,
+    SECOND,
+    Company,
+    Funnel,
+    Person,
+    activity_properties,
+    between,
+    dumps,
+    event,
+    iso,
+    js,
+    make_companies,
+    make_person,
+    pick,
+    poisson,
+    sigmoid,
+    true_logit,
+    typed_email,
+    uuid4,
+)
+from streams.simulate.model import Campaign, LeadTruth, Rep
+from streams.simulate.sales import follow_up
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def capture_time(rng: random.Random, start_ms: int, now_ms: int, region: str) -> int:
+    """Form fills cluster on weekdays and local office hours, as real inbound traffic does."""
+    span = now_ms - start_ms
+    offset = C.UTC_OFFSET_H[region] * HOUR
+    for _ in range(20):
+        ms = start_ms + int(rng.random() * span)
+        local = ms + offset
+        hour = (local % DAY) // HOUR
+        weekday = (local // DAY + 3) % 7
+        weight = (0.3 if weekday >= 5 else 1.0) * (1.0 if 8 <= hour < 20 else 0.25)
+        if rng.random() < weight:
+            break
+    return ms - ms % SECOND
+
+
+def build(f: Funnel, leads: int, repeat_share: float) -> None:
+    """Generate ``leads`` distinct people plus about ``repeat_share`` of them submitting again."""
+    rng = f.rng
+    # Several people per company, as buying committees are.
+    companies = make_companies(f, max(10, leads // 3))
+    campaign_weights = list(itertools.accumulate(c.weight for c in f.campaigns))
+    by_region = {r: [rep for rep in f.reps if r in rep.regions] for r in C.REGIONS}
+    originals: list[tuple[LeadTruth, Person, Company, str]] = []
+    for _ in range(leads):
+        company = pick(rng, companies)
+        campaign = rng.choices(f.campaigns, cum_weights=campaign_weights)[0]
+        rep = pick(rng, by_region[company.region])
+        t0 = capture_time(rng, f.start_ms, f.now_ms - 5 * MINUTE, company.region)
+        originals.append(_lead(f, company, campaign, rep, t0))
+    for truth, person, company, email in originals:
+        if rng.random() >= repeat_share:
+            continue
+        t0 = int(truth.captured_at.timestamp() * 1000)
+        t_again = t0 + int(rng.lognormvariate(math.log(30 * HOUR), 1.0))
+        if t_again <= f.now_ms - MINUTE:
+            _repeat(f, truth, person, company, email, t_again - t_again % SECOND, campaign_weights)
+
+
+def _lead(
+    f: Funnel, company: Company, campaign: Campaign, rep: Rep, t0: int
+) -> tuple[LeadTruth, Person, Company, str]:
+    rng = f.rng
+    lead_id = uuid4(rng)
+    person, email = make_person(f, company)
+    intent = rng.gauss(0.0, 1.0) + 0.5 * campaign.quality
+    counts: dict[str, int] = {}
+    acts: list[tuple[int, str]] = []
+    triggers = [campaign.trigger]
+    if rng.random() < sigmoid(-2.3 + 1.1 * intent):
+        counts["demo_request"] = 1
+        if rng.random() < 0.6:
+            # The form itself was the demo form: the capture *is* the hand-raise.
+            t_demo = t0 + between(rng, 5, 90) * SECOND
+            triggers.append("requested_demo")
+        else:
+            t_demo = t0 + int(rng.lognormvariate(math.log(1.5 * DAY), 0.8))
+        acts.append((t_demo, "demo_request"))
+        if rng.random() < 0.55:
+            counts["meeting_booked"] = 1
+            acts.append((t_demo + between(rng, 2, 240) * MINUTE, "meeting_booked"))
+    webinar = "webinar" in campaign.campaign_id
+    for kind, base, sensitivity in ACTIVITY_RATES:
+        boost = 4.0 if webinar and kind == "webinar_attend" else 1.0
+        k = poisson(rng, boost * base * math.exp(sensitivity * intent))
+        if k:
+            counts[kind] = k
+            for _ in range(k):
+                acts.append((t0 + 5 * SECOND + int(rng.expovariate(1 / ENGAGEMENT_MEAN_MS)), kind))
+    if intent > 0.8 and rng.random() < 0.6:
+        triggers.append("viewed_pricing_page")
+    triggers.extend(rng.sample(C.EXTRA_TRIGGERS[:1] + C.EXTRA_TRIGGERS[2:], between(rng, 0, 2)))
+
+    probability = min(0.98, max(0.002, sigmoid(true_logit(company, person, campaign, counts))))
+    converted = rng.random() < probability
+    body = _lead_body(f, lead_id, person, email, company, campaign, triggers, t0, intent)
+    f.events.append(event(t0, "lead", lead_id, dumps(body)))
+    for ms, kind in acts:
+        if ms <= f.now_ms:
+            raw = activity_body(rng, lead_id, kind, campaign, ms)
+            f.events.append(event(ms, "activity", lead_id, raw))
+    hand_raiser = any(kind == "demo_request" and ms <= f.now_ms for ms, kind in acts)
+    bad_fit_reason = (
+        "student_or_job_seeker" if person.title in ("Student", "Intern")
+        else "too_small" if company.size == "1-10" else None
+    )
+    outcome, seen = follow_up(
+        f, lead_id, rep, t0, hand_raiser="requested_demo" in triggers, probability=probability,
+        converted=converted, bad_fit_reason=bad_fit_reason,
+    )
+    truth = LeadTruth(
+        lead_id=lead_id,
+        email_key=email.lower(),
+        campaign_id=campaign.campaign_id,
+        rep_id=rep.rep_id,
+        captured_at=_dt(t0),
+        probability=round(probability, 6),
+        converted=converted,
+        outcome=outcome,
+        hand_raiser=hand_raiser,
+        final_status=seen[-1] if seen else None,
+        statuses=seen,
+    )
+    f.truth[lead_id] = truth
+    return truth, person, company, email
+
+
+def _repeat(
+    f: Funnel,
+    original: LeadTruth,
+    person: Person,
+    company: Company,
+    original_email: str,
+    t0: int,
+    campaign_weights: list[float],
+) -> None:
+    """The same person fills a form again: new lead id, same email in another spelling."""
+    rng = f.rng
+    lead_id = uuid4(rng)
+    campaign = rng.choices(f.campaigns, cum_weights=campaign_weights)[0]
+    email = typed_email(rng, person, company.domain, differ=original_email)
+    body = _lead_body(f, lead_id, person, email, company, campaign, [campaign.trigger], t0, 0.0)
+    f.events.append(event(t0, "lead", lead_id, dumps(body)))
+    for _ in range(between(rng, 0, 2)):
+        ms = t0 + 5 * SECOND + int(rng.expovariate(1 / (6 * HOUR)))
+        if ms <= f.now_ms:
+            raw = activity_body(rng, lead_id, "page_view", campaign, ms)
+            f.events.append(event(ms, "activity", lead_id, raw))
+    f.truth[lead_id] = LeadTruth(
+        lead_id=lead_id,
+        email_key=original.email_key,
+        campaign_id=campaign.campaign_id,
+        rep_id=original.rep_id,
+        captured_at=_dt(t0),
+        probability=original.probability,
+        converted=original.converted,
+        outcome=original.outcome,
+        hand_raiser=False,
+        alias_of=original.lead_id,
+    )
+
+
+def _lead_body(
+    f: Funnel,
+    lead_id: str,
+    person: Person,
+    email: str,
+    company: Company,
+    campaign: Campaign,
+    triggers: list[str],
+    t0: int,
+    intent: float,
+) -> dict[str, Any]:
+    rng = f.rng
+    r = rng.random()
+    basis = "consent" if r < 0.7 else "legitimate_interest" if r < 0.95 else "contract"
+    consented = t0 - between(rng, 0, 30 * 24 * 60) * MINUTE - between(rng, 1, 59) * SECOND
+    channels = ["email"] + (["phone"] if rng.random() < 0.6 else []) + (
+        ["sms"] if rng.random() < 0.1 else []
+    )
+    # Marketing's own points score: pre-capture signals only, noisy, sometimes absent.
+    score = None
+    if rng.random() < 0.75:
+        raw = 35 + 12 * intent + 25 * ("requested_demo" in triggers) + 20 * person.seniority
+        score = max(0, min(100, int(raw + rng.gauss(0, 12))))
+    phone_prefix = C.PHONE_PREFIX[company.region]
+    return {
+        "leadId": lead_id,
+        "email": email,
+        "firstName": person.first,
+        "lastName": person.last,
+        "phone": None if rng.random() < 0.2 else f"{phone_prefix}{between(rng, 0, 9999):04d}",
+        "jobTitle": None if rng.random() < 0.05 else person.title,
+        "companyName": company.name,
+        "companySize": company.size,
+        "region": company.region,
+        "leadScore": score,
+        "triggerActions": triggers,
+        "enrichedData": {
+            "linkedinUrl": company.linkedin if rng.random() < 0.85 else None,
+            "industry": company.industry,
+            "techStack": company.tech,
+        },
+        "attribution": {
+            "campaignId": campaign.campaign_id,
+            "utmSource": campaign.utm_source,
+            "utmMedium": campaign.utm_medium,
+            "utmCampaign": campaign.utm_campaign,
+            "originalSource": pick(rng, (campaign.utm_medium, "organic_search", "direct")),
+            "latestSource": campaign.utm_medium,
+        },
+        "consent": {
+            "lawfulBasis": basis,
+            "consentTimestamp": iso(consented),
+            "channels": channels,
+        },
+        "timestamp": iso(t0),
+    }
+
+
+def activity_body(
+    rng: random.Random, lead_id: str, kind: str, campaign: Campaign, ms: int
+) -> bytes:
+    # Written directly rather than via a dict and json: half of all events are activities,
+    # every value is an id, an enum word or catalog text (nothing to escape), and a test
+    # checks that each body is byte-identical to its canonical re-encoding.
+    cid = None if kind == "page_view" and rng.random() < 0.5 else campaign.campaign_id
+    return (
+        f'{{"eventId":"{uuid4(rng)}","leadId":"{lead_id}","type":"{kind}",'
+        f'"campaignId":{js(cid)},"properties":{activity_properties(rng, kind)},'
+        f'"timestamp":"{iso(ms, True)}"}}'
+    ).encode()

@@ -1,0 +1,86 @@
+"""The hidden truth on disk: one JSON Lines file, a summary line then one line per lead.
+
+Line 1 (``"kind": "summary"``): seed, window, expected outcome counts per transport, good
+events per lead, the canonical/alias pairs identity resolution must find, the campaigns'
+true quality and the reps' habits. Then ``"kind": "lead"`` lines with each lead's true
+conversion probability, eventual outcome and what the CRM showed inside the window.
+Nothing here is ever part of an event; it is what the engine and the models are graded on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from streams.simulate.model import Scenario
+
+
+def kafka_expected_counts(scenario: Scenario) -> Counter[str] | None:
+    """Expected outcomes when every delivery goes through ``send_kafka`` (None if the
+    payload mappers are not importable). Only bad bodies can differ from the HTTP path."""
+    try:
+        from streams.simulate.kafka_sender import kafka_plan
+    except ImportError:  # pragma: no cover - partial installs
+        return None
+    counts: Counter[str] = Counter()
+    for d in scenario.deliveries:
+        counts[d.expected if d.bad_kind is None else kafka_plan(d).expected] += 1
+    return counts
+
+
+def summary(scenario: Scenario) -> dict[str, Any]:
+    truth = scenario.truth.values()
+    kafka = kafka_expected_counts(scenario)
+    return {
+        "kind": "summary",
+        "seed": scenario.seed,
+        "now": scenario.now.isoformat(),
+        "start": scenario.start.isoformat(),
+        "days": scenario.days,
+        "compression": scenario.compression,
+        "wall_seconds": scenario.wall_seconds,
+        "deliveries": len(scenario.deliveries),
+        "leads": len(scenario.truth),
+        "people": sum(1 for t in truth if t.alias_of is None),
+        "expected_http": dict(sorted(scenario.expected_counts("any").items())),
+        "expected_kafka": None if kafka is None else dict(sorted(kafka.items())),
+        "bad_kinds": dict(
+            sorted(Counter(d.bad_kind for d in scenario.deliveries if d.bad_kind).items())
+        ),
+        "good_events": sum(t.good_events for t in truth),
+        "good_events_per_lead": {t.lead_id: t.good_events for t in truth},
+        "aliases": [list(pair) for pair in scenario.aliases()],
+        "converted": sum(1 for t in truth if t.converted and t.alias_of is None),
+        "hand_raisers": sum(1 for t in truth if t.hand_raiser),
+        "campaigns": [dataclasses.asdict(c) for c in scenario.campaigns],
+        "reps": [dataclasses.asdict(r) for r in scenario.reps],
+    }
+
+
+def write_truth(scenario: Scenario, path: str | os.PathLike[str]) -> Path:
+    """Write the truth file atomically (readers never see half of it); return its path."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as out:
+        out.write(json.dumps(summary(scenario), ensure_ascii=False) + "\n")
+        for t in scenario.truth.values():
+            row = dataclasses.asdict(t)
+            row["captured_at"] = t.captured_at.isoformat()
+            out.write(json.dumps({"kind": "lead", **row}, ensure_ascii=False) + "\n")
+    os.replace(tmp, target)
+    return target
+
+
+def read_truth(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(summary, lead rows) of a truth file."""
+    with Path(path).open(encoding="utf-8") as src:
+        head = json.loads(src.readline())
+        leads = [json.loads(line) for line in src if line.strip()]
+    if head.get("kind") != "summary":
+        raise ValueError(f"{path} is not a leadflow truth file (no summary line)")
+    return head, leads

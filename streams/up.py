@@ -1,0 +1,160 @@
+"""`leadflow up`: embedded broker + worker (+ the simulated funnel), stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from streams import topics
+from streams.broker import _die_with_parent, broker_for
+from streams.settings import Settings
+from streams.views import get_json
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited with code {proc.returncode}; see its log")
+        with contextlib.suppress(OSError):
+            if get_json(f"{base}/v1/health", timeout=2)[0] == 200:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"worker not healthy after {timeout:.0f}s")
+
+
+def _wait_drained(base: str, timeout: float = 30.0) -> dict[str, Any]:
+    """Stats once the worker has seen nothing new for a second (the backlog is done)."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        _, stats = get_json(f"{base}/v1/stats")
+        if last and stats["received_total"] == last["received_total"]:
+            return stats
+        last = stats
+        time.sleep(1.0)
+    return last
+
+
+def run_up(
+    settings: Settings, *, demo: bool, exit_after: float | None, leads: int, seed: int
+) -> int:
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if demo and not settings.webhook_secrets:
+        # The demo signs its own CRM webhooks; a real CRM gets LEADFLOW_WEBHOOK_SECRETS.
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        settings = settings.replace(webhook_secrets=(secret,))
+        env["LEADFLOW_WEBHOOK_SECRETS"] = secret
+    with broker_for(settings) as s:
+        env["LEADFLOW_BROKER_PORT"] = str(s.broker_port)
+        base = f"http://{s.web_host}:{s.web_port}"
+        log = s.data_path / "worker.log"
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"], env=env,
+            stdout=log.open("ab"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+        )
+        try:
+            _wait_healthy(base, worker)
+            where = "embedded, in memory" if s.embedded else s.broker_url
+            print(f"broker   {s.bootstrap} ({where})")
+            print(f"API      {base}   (OpenAPI: {base}/v1/openapi.json)")
+            print(f"worker   log in {log}")
+            print("trace    leadflow trace LEAD_ID")
+            sim = _start_demo(s, base, leads, seed, exit_after) if demo else None
+            print("running; Ctrl-C stops everything" if exit_after is None
+                  else f"running for {exit_after:.0f}s")
+            try:
+                if exit_after is None:
+                    signal.pause()
+                else:
+                    time.sleep(exit_after)
+            except KeyboardInterrupt:
+                print("\nstopping")
+                return 0
+            if sim is not None:
+                sim.join(timeout=30)
+            return _summary(base, sim)
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+class _Demo(threading.Thread):
+    def __init__(self, settings: Settings, base: str, leads: int, seed: int, wall: float):
+        super().__init__(daemon=True, name="simulator")
+        self.settings, self.base, self.leads, self.seed, self.wall = (
+            settings, base, leads, seed, wall
+        )
+        self.scenario: Any = None
+        self.report: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        from streams.simulate import generate, send_http, write_truth
+
+        try:
+            self.scenario = generate(self.seed, leads=self.leads, wall_seconds=self.wall)
+            write_truth(self.scenario, self.settings.data_path / "truth.jsonl")
+            self.report = asyncio.run(send_http(
+                self.scenario, self.base, self.settings.webhook_secrets[0],
+                progress=sys.stderr.isatty(),
+            ))
+        except BaseException as exc:  # reported in the summary, never silently lost
+            self.error = exc
+
+
+def _start_demo(
+    settings: Settings, base: str, leads: int, seed: int, exit_after: float | None
+) -> _Demo:
+    # Leave a fifth of a timed run for the worker to drain before the summary.
+    wall = 0.6 * exit_after if exit_after else 120.0
+    print(f"demo     {leads} simulated leads over a week, replayed in {wall:.0f}s; "
+          f"hidden truth in {settings.data_path / 'truth.jsonl'}")
+    demo = _Demo(settings, base, leads, seed, wall)
+    demo.start()
+    return demo
+
+
+def _summary(base: str, demo: _Demo | None) -> int:
+    stats = _wait_drained(base)
+    dead = stats["dead_letters"]
+    print("\nsummary")
+    inbound = sum(stats["received"].get(t.name, 0) for t in topics.INBOUND)
+    print(f"  events in      {inbound + sum(stats['http_rejected'].values())}"
+          f"  (Kafka {inbound}, rejected at the HTTP edge {sum(stats['http_rejected'].values())})")
+    print(f"  accepted       {stats['accepted_total']}  {stats['accepted']}")
+    print(f"  duplicates     {stats['duplicates_total']} (dropped by event id)")
+    print(f"  dead letters   {stats['dead_letters_total']}  {dead}")
+    print(f"  leads traced   {stats['leads_traced']}  (aliases linked: {stats['aliases']})")
+    if demo is None:
+        return 0
+    if demo.error is not None or demo.scenario is None:
+        print(f"  simulator failed: {demo.error!r}")
+        return 1
+    expected = Counter(d.expected for d in demo.scenario.deliveries if d.transport != "kafka")
+    ok = True
+    for code, n in sorted(expected.items()):
+        if code == "OK":
+            got = stats["accepted_total"]
+        elif code == "DUPLICATE":
+            got = stats["duplicates_total"]
+        else:
+            got = dead.get(code, 0)
+        mark = "ok" if got == n else "MISMATCH"
+        ok &= got == n
+        print(f"  expected {code:17} {n:6}  got {got:6}  {mark}")
+    return 0 if ok else 1

@@ -1,0 +1,558 @@
+"""The simulator: deterministic, realistic, honest about what it expects, and its senders."""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import uuid
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from standardwebhooks import Webhook
+
+from streams.broker import EmbeddedBroker
+from streams.codec import Codec
+from streams.core import contract, payloads
+from streams.errors import ErrorCode, LeadflowError
+from streams.registry import FileRegistry
+from streams.simulate import (
+    BAD_KINDS,
+    DUPLICATE,
+    KAFKA_ONLY,
+    LEGAL_NEXT,
+    OK,
+    Delivery,
+    Scenario,
+    generate,
+    kafka_plan,
+    read_truth,
+    send_http,
+    send_kafka,
+    write_truth,
+)
+from streams.simulate.bad import allocate
+from streams.simulate.funnel import uuid4
+from streams.simulate.kafka_sender import UNKNOWN_SCHEMA_ID, encode_plan
+
+NOW = datetime(2026, 11, 22, 18, 0, 0, tzinfo=UTC)
+SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLWxlYWRmbG93LXRlc3Rz"
+SKEW = timedelta(minutes=5)
+CODES = {c.value for c in ErrorCode} | {OK, DUPLICATE}
+
+
+@pytest.fixture(scope="module")
+def scenario() -> Scenario:
+    return generate(42, leads=1500, days=7, now=NOW, bad_share=0.05)
+
+
+def api_verdict(d: Delivery, observed_at: datetime = NOW) -> str:
+    """What the HTTP API decides for one body (signature aside): "OK" or an error code."""
+    try:
+        try:
+            doc = json.loads(d.body)
+        except ValueError:
+            return ErrorCode.BAD_ENCODING.value
+        if d.channel == "crm":
+            kind, record = payloads.crm_webhook(doc, webhook_id=d.webhook_id, correlation_id="t")
+        elif d.channel == "lead":
+            kind, record = "lead", payloads.lead_from_json(doc, correlation_id="t")
+        else:
+            kind, record = "activity", payloads.activity_from_json(doc, correlation_id="t")
+        contract.validate(kind, record, observed_at=observed_at, max_skew=SKEW)
+    except LeadflowError as err:
+        return err.code.value
+    return OK
+
+
+def status_events(s: Scenario) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """Good status changes per lead, in event-time order."""
+    out: dict[str, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    for d in s.deliveries:
+        if d.channel == "crm" and d.bad_kind in (None, "out_of_order"):
+            doc = json.loads(d.body)
+            if doc["event"] == "lead.status.updated":
+                out[d.lead_id].append((d.occurred_ms, doc["payload"]))
+    for events in out.values():
+        events.sort(key=lambda e: e[0])
+    return out
+
+
+def norm(status: str | None) -> str | None:
+    return None if status is None else status.strip().replace(" ", "_").replace("-", "_").upper()
+
+
+# --- determinism -------------------------------------------------------------------------------
+
+
+def _fingerprint(s: Scenario) -> list[tuple[Any, ...]]:
+    return [
+        (d.due_s, d.channel, d.body, d.webhook_id, d.lead_id, d.expected, d.bad_kind, d.transport)
+        for d in s.deliveries
+    ]
+
+
+def test_same_seed_gives_identical_deliveries(scenario: Scenario) -> None:
+    again = generate(42, leads=1500, days=7, now=NOW, bad_share=0.05)
+    assert _fingerprint(again) == _fingerprint(scenario)
+    assert {k: (t.probability, t.outcome) for k, t in again.truth.items()} == {
+        k: (t.probability, t.outcome) for k, t in scenario.truth.items()
+    }
+    other = generate(43, leads=1500, days=7, now=NOW, bad_share=0.05)
+    assert _fingerprint(other) != _fingerprint(scenario)
+
+
+def test_generation_leaves_global_random_alone() -> None:
+    random.seed(7)
+    before = random.random()
+    random.seed(7)
+    generate(1, leads=50, now=NOW)
+    assert random.random() == before
+
+
+def test_uuid4_is_the_stdlib_uuid4_of_the_same_bits() -> None:
+    a, b = random.Random(9), random.Random(9)
+    for _ in range(500):
+        assert uuid4(a) == str(uuid.UUID(int=b.getrandbits(128), version=4))
+
+
+def test_orjson_and_stdlib_write_the_same_bytes(scenario: Scenario) -> None:
+    orjson = pytest.importorskip("orjson")
+    from streams.simulate.funnel import _stdlib_dumps
+
+    for d in scenario.deliveries[:3000]:
+        if d.bad_kind is None:
+            doc = json.loads(d.body)
+            assert orjson.dumps(doc) == _stdlib_dumps(doc)
+
+
+def test_bodies_are_canonical_compact_json(scenario: Scenario) -> None:
+    # Activities and CRM bodies are written as text for speed; they must still be exactly what
+    # a JSON encoder writes, or a seed would not mean one scenario everywhere.
+    from streams.simulate.funnel import _stdlib_dumps
+
+    for d in scenario.deliveries:
+        if d.bad_kind in (None, "duplicate", "out_of_order"):
+            assert _stdlib_dumps(json.loads(d.body)) == d.body
+
+
+def test_rejects_naive_now_and_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        generate(1, leads=10, now=datetime(2026, 11, 22))
+    with pytest.raises(ValueError):
+        generate(1, leads=0, now=NOW)
+    with pytest.raises(ValueError):
+        generate(1, leads=10, now=NOW, bad_share=1.0)
+    with pytest.raises(ValueError):
+        generate(1, leads=10, now=NOW, bad_mix={"gremlins": 1.0})
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("share", [0.0, 0.05, 0.2])
+def test_bad_share_within_tolerance(share: float) -> None:
+    s = generate(5, leads=800, now=NOW, bad_share=share)
+    bad = sum(1 for d in s.deliveries if d.bad_kind)
+    assert abs(bad / len(s.deliveries) - share) < 0.01
+    if share:
+        kinds = Counter(d.bad_kind for d in s.deliveries if d.bad_kind)
+        assert set(kinds) == set(BAD_KINDS)
+
+
+def test_allocate_is_exact_and_proportional() -> None:
+    counts = allocate(1000, {"duplicate": 3.0, "malformed_json": 1.0})
+    assert counts == {"duplicate": 750, "malformed_json": 250}
+    assert sum(allocate(7, {k: 1.0 for k in BAD_KINDS}).values()) == 7
+
+
+def test_every_expected_code_is_known(scenario: Scenario) -> None:
+    assert set(BAD_KINDS.values()) <= CODES
+    assert {d.expected for d in scenario.deliveries} <= CODES
+    for d in scenario.deliveries:
+        assert (d.expected == OK) == (d.bad_kind in (None, "out_of_order"))
+        assert (d.transport == "kafka") == (d.bad_kind in KAFKA_ONLY)
+
+
+def test_expectations_match_the_api_pipeline(scenario: Scenario) -> None:
+    """Every HTTP body gets exactly its expected verdict from payloads + contract.validate;
+    in particular every good lead/activity/CRM body maps and validates without error."""
+    wrong = []
+    for d in scenario.deliveries:
+        if d.transport != "any":
+            continue
+        want = OK if d.expected in (OK, DUPLICATE) else d.expected
+        got = api_verdict(d)
+        if got != want:
+            wrong.append((d.bad_kind, want, got, d.body[:120]))
+    assert not wrong, wrong[:5]
+
+
+def test_duplicates_are_exact_resends_delivered_later(scenario: Scenario) -> None:
+    first_seen: dict[tuple[bytes, str], int] = {}
+    for i, d in enumerate(scenario.deliveries):
+        if d.bad_kind == "duplicate":
+            assert (d.body, d.webhook_id) in first_seen
+        elif d.expected == OK:
+            first_seen.setdefault((d.body, d.webhook_id), i)
+
+
+def test_out_of_order_changes_arrive_before_their_predecessor(scenario: Scenario) -> None:
+    position = {id(d): i for i, d in enumerate(scenario.deliveries)}
+    by_lead = defaultdict(list)
+    for d in scenario.deliveries:
+        if d.channel == "crm" and d.bad_kind in (None, "out_of_order") and b"status" in d.body:
+            by_lead[d.lead_id].append(d)
+    swapped = [d for d in scenario.deliveries if d.bad_kind == "out_of_order"]
+    assert swapped
+    for d in swapped:
+        earlier = [e for e in by_lead[d.lead_id] if e.occurred_ms < d.occurred_ms]
+        assert earlier and position[id(d)] < max(position[id(e)] for e in earlier)
+
+
+def test_kafka_plans_encode_and_fail_as_expected(scenario: Scenario, tmp_path: Path) -> None:
+    codec = Codec(FileRegistry(tmp_path / "schemas.json"))
+    records = {"leads.captured": "LeadCaptured", "leads.activity": "ActivityRecorded",
+               "crm.status-changed": "LeadStatusChanged", "crm.touches": "SalesTouchLogged"}
+    seen = Counter()
+    for d in scenario.deliveries[:6000] + [d for d in scenario.deliveries if d.bad_kind]:
+        plan = kafka_plan(d)
+        value, expected = encode_plan(plan, codec, d.bad_kind)
+        assert expected in CODES
+        if d.bad_kind is None:
+            assert plan.record is not None and expected == OK
+            assert plan.key == d.lead_id.encode()
+        if expected == "UNKNOWN_SCHEMA":
+            assert int.from_bytes(value[1:5], "big") == UNKNOWN_SCHEMA_ID
+        if plan.record is None:
+            assert value == d.body
+        try:
+            record = codec.decode(value, records[plan.topic])
+        except LeadflowError as err:
+            seen[err.code.value] += 1
+            assert err.code.value == expected
+            continue
+        # Decoded fine: what remains is for the worker's contract check (or dedup).
+        kind = {"leads.captured": "lead", "leads.activity": "activity",
+                "crm.status-changed": "status", "crm.touches": "touch"}[plan.topic]
+        try:
+            contract.validate(kind, record, observed_at=NOW, max_skew=SKEW)
+            verdict = OK
+        except LeadflowError as err:
+            verdict = err.code.value
+        assert verdict == (OK if expected in (OK, DUPLICATE) else expected), d.bad_kind
+    assert seen["BAD_ENCODING"] and seen["UNKNOWN_SCHEMA"]
+
+
+# --- realism -----------------------------------------------------------------------------------
+
+
+def test_event_times_lie_in_the_window_and_arrive_in_order(scenario: Scenario) -> None:
+    start_ms = int((NOW - timedelta(days=7)).timestamp() * 1000)
+    now_ms = int(NOW.timestamp() * 1000)
+    assert scenario.start == NOW - timedelta(days=7)
+    for d in scenario.deliveries:
+        if d.occurred_ms is not None:
+            assert start_ms <= d.occurred_ms <= now_ms
+        assert 0 <= d.due_s <= scenario.wall_seconds + 1e-9
+        if d.bad_kind is None:
+            ts = json.loads(d.body)
+            ts = ts.get("payload", ts)["timestamp"]
+            stamp = datetime.fromisoformat(ts)
+            assert stamp.tzinfo is not None and NOW - timedelta(days=7) <= stamp <= NOW
+            assert round(stamp.timestamp() * 1000) == d.occurred_ms
+    dues = [d.due_s for d in scenario.deliveries]
+    assert dues == sorted(dues)
+    good = [d.occurred_ms for d in scenario.deliveries if d.bad_kind is None]
+    assert good == sorted(good)
+    assert scenario.compression == pytest.approx(7 * 86_400 / 60)
+
+
+def test_as_fast_as_possible_has_no_schedule() -> None:
+    s = generate(3, leads=50, now=NOW, wall_seconds=0)
+    assert s.compression == 0 and {d.due_s for d in s.deliveries} == {0.0}
+
+
+def test_statuses_follow_legal_paths(scenario: Scenario) -> None:
+    spellings = Counter()
+    for lead_id, events in status_events(scenario).items():
+        previous = None
+        for _, payload in events:
+            new = norm(payload["newStatus"])
+            assert new in LEGAL_NEXT[previous], (lead_id, previous, new)
+            assert norm(payload["previousStatus"]) in ({previous} if previous else {None, "NEW"})
+            if new == "DISQUALIFIED":
+                assert "disqualificationReason" in payload
+            spellings[payload["newStatus"]] += 1
+            previous = new
+        assert scenario.truth[lead_id].statuses == [norm(p["newStatus"]) for _, p in events]
+    # Mixed case as CRMs write it.
+    assert spellings["Disqualified"] and spellings["Closed Won"] + spellings["closed-won"]
+
+
+def test_reps_have_their_own_habits(scenario: Scenario) -> None:
+    no_reason: dict[str, list[bool]] = defaultdict(list)
+    for events in status_events(scenario).values():
+        for _, p in events:
+            if norm(p["newStatus"]) == "DISQUALIFIED":
+                no_reason[p["updatedBy"]].append(p["disqualificationReason"] is None)
+    sloppy = {r.rep_id for r in scenario.reps if r.dq_without_reason > 0.3}
+    careful = {r.rep_id for r in scenario.reps if r.dq_without_reason < 0.1}
+    rate = {rep: statistics.mean(v) for rep, v in no_reason.items() if len(v) >= 10}
+    assert min(rate[r] for r in sloppy if r in rate) > max(rate[r] for r in careful if r in rate)
+    assert all(r.rep_id.startswith("rep-") for r in scenario.reps)
+
+
+def test_hand_raisers_and_activities_are_realistic(scenario: Scenario) -> None:
+    types = Counter()
+    demo_leads = set()
+    for d in scenario.deliveries:
+        if d.channel == "activity" and d.bad_kind is None:
+            kind = json.loads(d.body)["type"]
+            types[kind] += 1
+            if kind == "demo_request":
+                demo_leads.add(d.lead_id)
+    assert types["email_open"] > types["email_click"] > types["demo_request"] > 0
+    assert set(types) >= {"page_view", "pricing_page_view", "webinar_attend", "meeting_booked"}
+    raisers = {t.lead_id for t in scenario.truth.values() if t.hand_raiser}
+    assert raisers == demo_leads
+    assert 0.03 < len(raisers) / len(scenario.truth) < 0.3
+
+
+def test_truth_probabilities_carry_the_outcomes() -> None:
+    s = generate(8, leads=5000, now=NOW)
+    people = [t for t in s.truth.values() if t.alias_of is None]
+    assert all(0 < t.probability < 1 for t in people)
+    people.sort(key=lambda t: t.probability)
+    tenth = len(people) // 10
+    bottom = statistics.mean(t.converted for t in people[:tenth])
+    top = statistics.mean(t.converted for t in people[-tenth:])
+    assert top > 3 * bottom and top > 0.2
+    assert all((t.outcome == "CLOSED_WON") == t.converted for t in people)
+    # Campaign quality is part of the truth: the best campaign converts better than the worst.
+    by_campaign = defaultdict(list)
+    for t in people:
+        by_campaign[t.campaign_id].append(t.probability)
+    ranked = sorted(s.campaigns, key=lambda c: c.quality)
+    assert statistics.mean(by_campaign[ranked[-1].campaign_id]) > statistics.mean(
+        by_campaign[ranked[0].campaign_id]
+    )
+
+
+def test_repeat_people_resubmit_the_same_email_under_a_new_lead(scenario: Scenario) -> None:
+    emails = {}
+    for d in scenario.deliveries:
+        if d.channel == "lead" and d.bad_kind is None:
+            emails[d.lead_id] = json.loads(d.body)["email"]
+    pairs = scenario.aliases()
+    assert pairs
+    for canonical, alias in pairs:
+        assert canonical != alias
+        assert emails[canonical] != emails[alias]
+        assert emails[canonical].lower() == emails[alias].lower()
+        assert scenario.truth[alias].captured_at > scenario.truth[canonical].captured_at
+    # Everyone else has an address of their own.
+    keys = Counter(e.lower() for e in emails.values())
+    assert sum(n - 1 for n in keys.values()) == len(pairs)
+
+
+def test_truth_file_round_trips_and_stays_out_of_the_events(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    path = write_truth(scenario, tmp_path / "truth" / "scenario.jsonl")
+    head, leads = read_truth(path)
+    assert head["seed"] == 42 and head["deliveries"] == len(scenario.deliveries)
+    assert sum(head["expected_http"].values()) == sum(
+        1 for d in scenario.deliveries if d.transport == "any"
+    )
+    assert sum(head["expected_kafka"].values()) == len(scenario.deliveries)
+    assert head["expected_kafka"]["BAD_ENCODING"] > head["expected_http"]["BAD_ENCODING"]
+    assert head["aliases"] == [list(p) for p in scenario.aliases()]
+    assert head["good_events"] == sum(1 for d in scenario.deliveries if d.expected == OK)
+    assert len(leads) == len(scenario.truth)
+    row = leads[0]
+    assert row["probability"] == scenario.truth[row["lead_id"]].probability
+    assert head["good_events_per_lead"][row["lead_id"]] == row["good_events"]
+    for d in scenario.deliveries:
+        assert b"probability" not in d.body and b"quality" not in d.body
+
+
+# --- senders -----------------------------------------------------------------------------------
+
+
+class FakeApi:
+    """A tiny real HTTP server: verifies Standard Webhooks signatures, answers as the API
+    would (payloads + contract), and answers each route's first request with a 503."""
+
+    def __init__(self, secret: str = SECRET) -> None:
+        self.webhook = Webhook(secret)
+        self.received: list[tuple[str, bytes, str]] = []
+        self.unavailable_once = {"/v1/leads", "/v1/activities", "/v1/webhooks/crm"}
+        self.always_accept = False
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            self.webhook.verify(body, dict(request.headers), json_parse=False)
+        except Exception as exc:  # noqa: BLE001 - any verification failure is a 401
+            return self.problem(401, "BAD_SIGNATURE", str(exc))
+        if request.path in self.unavailable_once:
+            self.unavailable_once.discard(request.path)
+            return self.problem(503, "UNAVAILABLE", "try again", {"Retry-After": "0"})
+        self.received.append((request.path, body, request.headers["webhook-id"]))
+        if self.always_accept:
+            return web.json_response({"status": "accepted"}, status=202)
+        channel = {"/v1/leads": "lead", "/v1/activities": "activity"}.get(request.path, "crm")
+        probe = Delivery(0.0, channel, body, request.headers["webhook-id"], None, OK)
+        verdict = api_verdict(probe, datetime.now(UTC))
+        if verdict != OK:
+            return self.problem(400 if verdict == "BAD_ENCODING" else 422, verdict, "rejected")
+        return web.json_response({"status": "accepted"}, status=202)
+
+    @staticmethod
+    def problem(
+        status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ) -> web.Response:
+        doc = {"type": f"urn:leadflow:problem:{code}", "status": status, "code": code,
+               "detail": detail}
+        return web.Response(
+            body=json.dumps(doc), status=status, content_type="application/problem+json",
+            headers=headers,
+        )
+
+
+async def serve(api: FakeApi) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", api.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+def shifted(s: Scenario) -> Scenario:
+    """The scenario with its window ending a minute ago, so the API sees no future events."""
+    return generate(s.seed, leads=120, now=datetime.now(UTC) - timedelta(minutes=1),
+                    wall_seconds=0, bad_share=0.1)
+
+
+async def test_send_http_signs_retries_and_matches_every_expectation(scenario: Scenario) -> None:
+    s = shifted(scenario)
+    api = FakeApi()
+    runner, base = await serve(api)
+    try:
+        report = await send_http(s, base, SECRET, progress=False, concurrency=8)
+    finally:
+        await runner.cleanup()
+    http = [d for d in s.deliveries if d.transport == "any"]
+    assert report.mismatches == [], report.mismatches[:3]
+    assert report.ok and report.errors == 0
+    assert report.sent == len(http) and report.skipped == len(s.deliveries) - len(http)
+    assert report.retries == 3  # one 503 per route, each retried once
+    assert report.by_expected == Counter(d.expected for d in http)
+    assert Counter(b for _, b, _ in api.received) == Counter(d.body for d in http)
+    assert report.by_status[202] == sum(1 for d in http if d.expected in (OK, DUPLICATE))
+    assert report.by_code["INVALID_EMAIL"] == sum(1 for d in http if d.expected == "INVALID_EMAIL")
+    # One lead's deliveries never overtake each other, even 8 requests at a time.
+    order_by_lead = defaultdict(list)
+    position: dict[tuple[bytes, str], int] = {}
+    for i, (_, body, wid) in enumerate(api.received):
+        position.setdefault((body, wid), i)
+    for d in http:
+        if d.lead_id and d.bad_kind != "duplicate":
+            order_by_lead[d.lead_id].append(position[(d.body, d.webhook_id)])
+    assert all(v == sorted(v) for v in order_by_lead.values())
+
+
+async def test_send_http_reports_mismatches_and_bad_signatures(scenario: Scenario) -> None:
+    s = shifted(scenario)
+    api = FakeApi()
+    api.always_accept = True
+    api.unavailable_once.clear()
+    runner, base = await serve(api)
+    try:
+        report = await send_http(s, base, SECRET, progress=False)
+        wrong_secret = "whsec_" + "b3RoZXItc2VjcmV0LWZvci1sZWFkZmxvdw=="
+        denied = await send_http(s, base, wrong_secret, progress=False)
+    finally:
+        await runner.cleanup()
+    should_fail = [d for d in s.deliveries if d.transport == "any" and d.expected not in (OK,
+                                                                                      DUPLICATE)]
+    assert len(report.mismatches) == len(should_fail) > 0
+    assert {m.status for m in report.mismatches} == {202}
+    assert not report.ok
+    assert denied.by_code == Counter({"BAD_SIGNATURE": denied.sent})
+
+
+async def test_send_http_honours_the_schedule_and_the_rate() -> None:
+    s = generate(4, leads=8, now=datetime.now(UTC) - timedelta(minutes=1), wall_seconds=0.6,
+                 bad_share=0)
+    api = FakeApi()
+    api.unavailable_once.clear()
+    api.always_accept = True
+    runner, base = await serve(api)
+    try:
+        timed = await send_http(s, base, SECRET, progress=False)
+        s.compression = 0
+        limited = await send_http(s, base, SECRET, progress=False, rate=200)
+    finally:
+        await runner.cleanup()
+    last_due = s.deliveries[-1].due_s
+    assert timed.elapsed_s >= last_due - 0.05
+    assert limited.elapsed_s >= (len(s.deliveries) - 1) / 200 - 0.02
+    assert timed.ok and limited.ok
+
+
+async def test_send_kafka_maps_encodes_and_keys_every_delivery(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    from streams.kafka import ensure_topics
+    from streams.settings import Settings
+    from streams.simulate.truth import kafka_expected_counts
+
+    await ensure_topics(Settings.load(env={}, broker_port=broker.port))
+    s = generate(6, leads=150, now=NOW, wall_seconds=0, bad_share=0.15)
+    codec = Codec(FileRegistry(tmp_path / "schemas.json"))
+    report = await send_kafka(s, broker.bootstrap, codec, progress=False)
+    assert report.sent == len(s.deliveries)
+    assert report.errors == 0
+    inbound = {"leads.captured", "leads.activity", "crm.status-changed", "crm.touches"}
+    assert set(report.by_topic) == inbound
+    assert report.raw_fallbacks > 0
+    assert report.by_expected["UNKNOWN_SCHEMA"] == sum(
+        1 for d in s.deliveries if d.bad_kind == "unknown_schema"
+    )
+    assert report.by_expected == kafka_expected_counts(s)
+    # What reached the broker: every delivery, keyed by its lead, in order per lead.
+    consumer = AIOKafkaConsumer(
+        *inbound, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+        group_id=f"check-{tmp_path.name}",
+    )
+    await consumer.start()
+    got: list[tuple[bytes | None, bytes]] = []
+    try:
+        while len(got) < len(s.deliveries):
+            batch = await consumer.getmany(timeout_ms=2000)
+            if not batch:
+                break
+            got += [(r.key, r.value) for rs in batch.values() for r in rs]
+    finally:
+        await consumer.stop()
+    assert len(got) == len(s.deliveries)
+    framed_keys = {k for k, v in got if v[:1] == b"\x00"}
+    assert {d.lead_id.encode() for d in s.deliveries if d.bad_kind is None} <= framed_keys
+
+
+def test_offsets_other_than_utc_are_accepted_for_now() -> None:
+    local = NOW.astimezone(timezone(timedelta(hours=-5)))
+    assert _fingerprint(generate(2, leads=30, now=local)) == _fingerprint(
+        generate(2, leads=30, now=NOW)
+    )
