@@ -157,4 +157,10 @@ def _summary(base: str, demo: _Demo | None) -> int:
         mark = "ok" if got == n else "MISMATCH"
         ok &= got == n
         print(f"  expected {code:17} {n:6}  got {got:6}  {mark}")
+    for what, n, got in (
+        ("leads traced", len(demo.scenario.truth), stats["leads_traced"]),
+        ("alias links", len(demo.scenario.aliases()), stats["aliases"]),
+    ):
+        ok &= got == n
+        print(f"  expected {what:17} {n:6}  got {got:6}  {'ok' if got == n else 'MISMATCH'}")
     return 0 if ok else 1

@@ -56,7 +56,9 @@ def register(app: Any) -> None:
                 )
                 if added:
                     await table.put(lead_id, state, msg.partition)
-                    stats.aliases += 1
+                    stats.aliases += lead_id == record["alias_lead_id"] != record[
+                        "canonical_lead_id"
+                    ]
                 return
             observed = datetime.fromtimestamp(now, UTC)
             record = contract.validate(spec.kind, record, observed_at=observed, max_skew=skew)
