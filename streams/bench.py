@@ -135,6 +135,16 @@ def _drain(base: str, expected: int, proc: subprocess.Popen[bytes], timeout: flo
     raise RuntimeError(f"backlog of {expected} not consumed in {timeout:.0f}s")
 
 
+def _wait_idle(base: str, timeout: float = 60.0) -> None:
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        total = get_json(f"{base}/v1/stats")[1]["received_total"]
+        if total == last:
+            return
+        last = total
+        time.sleep(1.0)
+
+
 async def _fill_backlog(settings: Settings, events: int) -> int:
     from streams.app import make_registry
     from streams.codec import Codec
@@ -169,23 +179,28 @@ async def _http_latency(base: str, rate: float, seconds: float) -> tuple[int, li
     import aiohttp
 
     sent_at: dict[str, float] = {}
+    acked_at: dict[str, float] = {}
     total = int(rate * seconds)
     async with aiohttp.ClientSession(base_url=base) as http:
 
-        async def one(lead_id: str) -> None:
+        async def one(lead_id: str, counted: bool) -> None:
             body = _lead_body(lead_id, datetime.now(UTC))
-            sent_at[lead_id] = time.time()
+            t0 = time.time()
             async with http.post("/v1/leads", data=body) as resp:
                 if resp.status != 202:
                     raise RuntimeError(f"POST /v1/leads: {resp.status} {await resp.text()}")
+            if counted:
+                sent_at[lead_id], acked_at[lead_id] = t0, time.time()
 
         start = time.monotonic()
         pending = []
-        for i in range(total):
+        warmup = int(rate)  # the first second warms connections up and is not counted
+        for i in range(total + warmup):
             delay = start + i / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            pending.append(asyncio.create_task(one(str(uuid.uuid4()))))
+            lead_id = str(uuid.uuid4())
+            pending.append(asyncio.create_task(one(lead_id, counted=i >= warmup)))
         await asyncio.gather(*pending)
         await asyncio.sleep(1.0)
         latencies = []
@@ -193,6 +208,9 @@ async def _http_latency(base: str, rate: float, seconds: float) -> tuple[int, li
             async with http.get(f"/v1/leads/{lead_id}/trace") as resp:
                 trace = await resp.json()
             latencies.append(trace["steps"][0]["observed_at"] - t0 * 1000)
+    acks = sorted((acked_at[k] - sent_at[k]) * 1000 for k in sent_at)
+    print(f"bench: HTTP 202 p50 {acks[len(acks) // 2]:.1f} ms, "
+          f"p99 {acks[int(len(acks) * 0.99)]:.1f} ms", file=sys.stderr)
     return total, latencies
 
 
@@ -216,6 +234,8 @@ def run_bench(settings: Settings, events: int, rate: float, seconds: float) -> R
                 print(f"bench: {kind} consuming the backlog", file=sys.stderr)
                 rates[kind] = _drain(f"http://127.0.0.1:{port}", sent, proc, timeout=900)
                 if kind == "worker":
+                    # Steady state: internal topics (identity) done, nothing new for a second.
+                    _wait_idle(f"http://127.0.0.1:{port}")
                     print(f"bench: HTTP-to-trace at {rate:.0f} req/s for {seconds:.0f}s",
                           file=sys.stderr)
                     n, lat = asyncio.run(_http_latency(f"http://127.0.0.1:{port}", rate, seconds))
@@ -228,11 +248,10 @@ def run_bench(settings: Settings, events: int, rate: float, seconds: float) -> R
 
 def main() -> None:
     if sys.argv[1:] == ["bare"]:
-        from faust.worker import Worker
+        from streams.app import run_worker
 
         settings = Settings.load()
-        Worker(build_bare_app(settings), loglevel=settings.log_level, quiet=True) \
-            .execute_from_commandline()
+        run_worker(build_bare_app(settings), settings.log_level)
 
 
 if __name__ == "__main__":

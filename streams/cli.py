@@ -63,15 +63,13 @@ def worker() -> None:
     Example:
       LEADFLOW_BROKER_PORT=9092 leadflow worker
     """
-    from faust.worker import Worker
-
-    from streams.app import build_app
+    from streams.app import build_app, run_worker
     from streams.kafka import ensure_topics
 
     settings = Settings.load()
     run_async(ensure_topics(settings))
     app = build_app(settings)
-    Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    run_worker(app, settings.log_level)
 
 
 @main.command()
