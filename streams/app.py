@@ -24,7 +24,7 @@ class LeadflowApp(faust.App):
 def make_registry(settings: Settings) -> Registry:
     if settings.schema_registry_url:
         return HttpRegistry(settings.schema_registry_url)
-    settings.data_path.mkdir(parents=True, exist_ok=True)
+    settings.registry_path.parent.mkdir(parents=True, exist_ok=True)
     return FileRegistry(settings.registry_path)
 
 
@@ -32,11 +32,14 @@ def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
     from streams.agents import identity, intake
 
     store = "rocksdb://" if settings.store == "rocksdb" else "memory://"
+    # Per app id: RocksDB files of two apps must never share a directory.
+    datadir = settings.data_path / "worker" / settings.app_id
+    datadir.mkdir(parents=True, exist_ok=True)
     app = LeadflowApp(
         settings.app_id,
         broker=settings.faust_broker,
         store=store,
-        datadir=str(settings.data_path / "worker"),
+        datadir=str(datadir),
         autodiscover=False,
         web_enabled=api,
         web_bind=settings.web_host,

@@ -222,12 +222,17 @@ def run_bench(settings: Settings, events: int, rate: float, seconds: float) -> R
     with tempfile.TemporaryDirectory(prefix="leadflow-bench-") as tmp, EmbeddedBroker(
         0, Path(tmp) / "broker.log"
     ) as broker:
-        settings = settings.replace(broker_url="", broker_port=broker.port, data_dir=tmp)
+        settings = settings.replace(
+            broker_url="", broker_port=broker.port, data_dir=tmp, schema_registry_url="",
+            schema_registry_file=str(Path(tmp) / "schemas.json"),
+        )
         print(f"bench: broker on {broker.bootstrap}, filling a backlog of {events:,} events",
               file=sys.stderr)
         sent = asyncio.run(_fill_backlog(settings, events))
         env = {**os.environ, "LEADFLOW_BROKER_URL": "", "LEADFLOW_BROKER_PORT": str(broker.port),
-               "LEADFLOW_DATA_DIR": tmp, "LEADFLOW_LOG_LEVEL": "warn"}
+               "LEADFLOW_DATA_DIR": tmp, "LEADFLOW_LOG_LEVEL": "warn",
+               "LEADFLOW_SCHEMA_REGISTRY_URL": "",
+               "LEADFLOW_SCHEMA_REGISTRY_FILE": settings.schema_registry_file}
         rates = {}
         for kind in ("bare", "worker"):
             port = free_port()

@@ -34,6 +34,9 @@ class Settings:
     broker_url: str = ""
     broker_port: int = 9092
     schema_registry_url: str = ""
+    # The file registry used when no URL is set; empty means DATA_DIR/schemas.json. Every
+    # process that shares a broker must share the registry, or schema ids mean different things.
+    schema_registry_file: str = ""
     app_id: str = "leadflow"
     partitions: int = 4
     # Faust hard-codes 1500 ms; the embedded broker polls storage while a fetch waits, so each
@@ -85,7 +88,9 @@ class Settings:
 
     @property
     def registry_path(self) -> Path:
-        return self.data_path / "schemas.json"
+        return Path(self.schema_registry_file) if self.schema_registry_file else (
+            self.data_path / "schemas.json"
+        )
 
     @classmethod
     def load(

@@ -29,11 +29,21 @@ class Worker:
     log: Path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    """A fresh broker per test module, so modules never see each other's events."""
     log = tmp_path_factory.mktemp("broker") / "broker.log"
+    # One schema registry for everything that shares this broker, as in production.
+    registry = log.parent / "schemas.json"
+    os.environ["LEADFLOW_SCHEMA_REGISTRY_FILE"] = str(registry)
     with EmbeddedBroker(0, log) as b:
         yield b
+    os.environ.pop("LEADFLOW_SCHEMA_REGISTRY_FILE", None)
+
+
+@pytest.fixture
+def registry_path(broker: EmbeddedBroker) -> Path:
+    return Path(os.environ["LEADFLOW_SCHEMA_REGISTRY_FILE"])
 
 
 def start_worker(broker: EmbeddedBroker, data_dir: Path, **env: str) -> Worker:

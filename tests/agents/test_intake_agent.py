@@ -21,7 +21,7 @@ from tests.conftest import EXAMPLES
 @pytest.fixture
 async def app(broker: EmbeddedBroker, tmp_path: Any) -> AsyncIterator[LeadflowApp]:
     settings = Settings.load(
-        env={}, broker_port=broker.port, data_dir=str(tmp_path), app_id=f"t-{uuid.uuid4().hex}"
+        broker_port=broker.port, data_dir=str(tmp_path), app_id=f"t-{uuid.uuid4().hex}"
     )
     app = build_app(settings, api=False)
     app.finalize()

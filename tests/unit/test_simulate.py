@@ -510,7 +510,7 @@ async def test_send_http_honours_the_schedule_and_the_rate() -> None:
 
 
 async def test_send_kafka_maps_encodes_and_keys_every_delivery(
-    broker: EmbeddedBroker, tmp_path: Path
+    broker: EmbeddedBroker, registry_path: Path, tmp_path: Path
 ) -> None:
     from aiokafka import AIOKafkaConsumer
 
@@ -520,7 +520,7 @@ async def test_send_kafka_maps_encodes_and_keys_every_delivery(
 
     await ensure_topics(Settings.load(env={}, broker_port=broker.port))
     s = generate(6, leads=150, now=NOW, wall_seconds=0, bad_share=0.15)
-    codec = Codec(FileRegistry(tmp_path / "schemas.json"))
+    codec = Codec(FileRegistry(registry_path))
     report = await send_kafka(s, broker.bootstrap, codec, progress=False)
     assert report.sent == len(s.deliveries)
     assert report.errors == 0
