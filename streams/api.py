@@ -122,9 +122,8 @@ def register(app: Any) -> None:
                 spec, record["lead_id"].encode(), codec.encode(spec.subject, spec.record, record)
             )
         except LeadflowError as err:
-            stats.dead_letters[str(err.code)] += 1
             stats.http_rejected[str(err.code)] += 1
-            if err.code is not ErrorCode.UNAVAILABLE:
+            if err.code is not ErrorCode.UNAVAILABLE:  # the sender retries; nothing is lost
                 letter = dead_letter(
                     err, source_topic=f"http:{request.method} {request.path}",
                     value=body, correlation_id=cid,
@@ -132,8 +131,9 @@ def register(app: Any) -> None:
                 try:
                     spec = topics.DEAD_LETTERS
                     await publish(spec, None, codec.encode(spec.subject, spec.record, letter))
+                    stats.dead_letters[str(err.code)] += 1
                 except LeadflowError as unavailable:
-                    err = unavailable
+                    err = unavailable  # not dead-lettered: answer 503 so the sender retries
             return problem(view, err, cid)
         return view.bytes(
             orjson.dumps({

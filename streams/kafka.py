@@ -1,10 +1,9 @@
-"""Plain aiokafka helpers shared by the CLI, the API and the simulator."""
+"""Plain aiokafka helpers shared by the commands."""
 
 from __future__ import annotations
 
 import contextlib
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -39,11 +38,3 @@ async def ensure_topics(settings: Settings) -> list[str]:
     finally:
         await admin.close()
 
-
-def producer(settings: Settings, **kwargs: object) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap,
-        linger_ms=settings.producer_linger_ms,
-        acks="all",
-        **kwargs,  # type: ignore[arg-type]
-    )

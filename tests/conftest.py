@@ -81,10 +81,10 @@ def start_worker(broker: EmbeddedBroker, data_dir: Path, **env: str) -> Worker:
     raise RuntimeError(f"worker not healthy in 90 s:\n{log.read_text()[-4000:]}")
 
 
-def stop_worker(worker: Worker) -> None:
+def stop_worker(worker: Worker, timeout: float = 30) -> None:
     worker.proc.terminate()
     try:
-        worker.proc.wait(30)
+        worker.proc.wait(timeout)
     except subprocess.TimeoutExpired:
         worker.proc.kill()
         worker.proc.wait()

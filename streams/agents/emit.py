@@ -18,13 +18,11 @@ from streams.topics import TopicSpec
 class Emitter:
     def __init__(self, app: Any) -> None:
         self.app = app
-        self._producer: Any = None
 
     @property
     def producer(self) -> Any:
-        if self._producer is None:
-            self._producer = self.app.producer._ensure_producer()
-        return self._producer
+        # Not cached: Faust may replace its aiokafka producer when it restarts the service.
+        return self.app.producer._ensure_producer()
 
     async def send(self, spec: TopicSpec, key: bytes | None, record: dict[str, Any]) -> None:
         value = self.app.codec.encode(spec.subject, spec.record, record)
