@@ -46,9 +46,17 @@ def _wait_drained(base: str, timeout: float = 30.0) -> dict[str, Any]:
     return last
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run_up(
     settings: Settings, *, demo: bool, exit_after: float | None, leads: int, seed: int
 ) -> int:
+    # SIGTERM (a service manager, `kill`) stops everything like Ctrl-C; SIGINT is set too,
+    # because a shell starting us in the background would have us ignore it.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     settings.data_path.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     if demo and not settings.webhook_secrets:

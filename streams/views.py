@@ -34,16 +34,12 @@ def _ts(ms: int | None) -> str:
 def duration(ms: int | None) -> str:
     if ms is None:
         return ""
-    s = abs(ms) / 1000
-    sign = "-" if ms < 0 else "+"
+    sign, s = ("-" if ms < 0 else "+"), abs(ms) / 1000
     if s < 1:
         return f"{sign}{abs(ms)}ms"
-    if s < 120:
-        return f"{sign}{s:.1f}s"
-    if s < 7200:
-        return f"{sign}{s / 60:.1f}m"
-    if s < 172_800:
-        return f"{sign}{s / 3600:.1f}h"
+    for limit, unit, size in ((120, "s", 1), (7200, "m", 60), (172_800, "h", 3600)):
+        if s < limit:
+            return f"{sign}{s / size:.1f}{unit}"
     return f"{sign}{s / 86400:.1f}d"
 
 
