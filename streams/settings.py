@@ -50,6 +50,9 @@ class Settings:
     # Worker state
     store: str = "memory"  # memory | rocksdb
     data_dir: str = ".leadflow"
+    # Intake takes up to this many events at a time, waiting at most this long for them.
+    intake_batch: int = 500
+    intake_batch_wait_ms: int = 10
     dedup_retention_days: float = 7.0
     # Contract
     max_record_bytes: int = 1_048_576

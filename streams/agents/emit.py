@@ -30,24 +30,46 @@ class Emitter:
 
 
 class ChangelogTable:
-    """A Faust table whose writes go to the store and straight to its changelog topic.
+    """A Faust table whose changelog records are sent in per-partition batches.
 
-    Recovery stays Faust's own: same changelog topic, json values, str keys.
+    ``put`` writes the store at once (later events of the same batch read it) and stages the
+    changelog record; ``flush`` sends the staged records, one per key however often it was
+    written, as one aiokafka batch per partition (~5 µs a record instead of ~40 µs through
+    ``send()``). Agents flush before taking the next batch, i.e. before Faust may commit the
+    offsets of the events that made them. Recovery stays Faust's own: same changelog topic,
+    json values, str keys.
     """
 
     def __init__(self, emitter: Emitter, table: Any) -> None:
         self.emitter = emitter
         self.table = table
+        self._staged: dict[str, tuple[int, Any]] = {}
 
     def get(self, key: str) -> Any:
         return self.table.data.get(key)
 
-    async def put(self, key: str, value: Any, partition: int) -> None:
+    def put(self, key: str, value: Any, partition: int) -> None:
         """Write inside stream iteration; ``partition`` is the source event's partition."""
         self.table.data[key] = value
-        await self.emitter.producer.send(
-            self.table.changelog_topic.get_topic_name(),
-            key=orjson.dumps(key),  # json like Faust's own writes, for its recovery
-            value=orjson.dumps(value),
-            partition=partition,
-        )
+        self._staged[key] = (partition, value)
+
+    async def flush(self) -> None:
+        if not self._staged:
+            return
+        staged, self._staged = self._staged, {}
+        producer = self.emitter.producer
+        topic = self.table.changelog_topic.get_topic_name()
+        batches: dict[int, Any] = {}
+        for key, (partition, value) in staged.items():
+            # json like Faust's own writes, for its recovery
+            record = {"key": orjson.dumps(key), "value": orjson.dumps(value), "timestamp": None}
+            batch = batches.get(partition)
+            if batch is None or batch.append(**record) is None:  # none yet, or full
+                if batch is not None:
+                    await producer.send_batch(batch, topic, partition=partition)
+                batch = batches[partition] = producer.create_batch()
+                if batch.append(**record) is None:  # larger than a batch: on its own
+                    del batches[partition]
+                    await producer.send(topic, record["value"], record["key"], partition)
+        for partition, batch in batches.items():
+            await producer.send_batch(batch, topic, partition=partition)

@@ -55,7 +55,7 @@ def register(app: Any) -> None:
                     table.get(lead_id), lead_id, record, now_ms, retention_ms=retention_ms
                 )
                 if added:
-                    await table.put(lead_id, state, msg.partition)
+                    table.put(lead_id, state, msg.partition)
                     stats.aliases += lead_id == record["alias_lead_id"] != record[
                         "canonical_lead_id"
                     ]
@@ -80,7 +80,7 @@ def register(app: Any) -> None:
         if not added:
             stats.duplicates[spec.kind] += 1
             return
-        await table.put(lead_id, state, msg.partition)
+        table.put(lead_id, state, msg.partition)
         stats.accepted[spec.kind] += 1
         if spec is topics.LEADS:
             claim = {
@@ -92,10 +92,16 @@ def register(app: Any) -> None:
             }
             await send(topics.IDENTITY_CLAIMS, record["email"].encode(), claim)
 
+    batch, within = settings.intake_batch, settings.intake_batch_wait_ms / 1000
+
     def agent_for(spec: topics.TopicSpec) -> Any:
         async def intake(stream: Any) -> None:
-            async for event in stream.events():
-                await handle(spec, event.message)
+            # Batches amortise the changelog sends; `within` bounds the latency they add.
+            async for events in stream.take_events(batch, within=within):
+                for event in events:
+                    stream._set_current_event(event)  # RocksDB writes to its partition
+                    await handle(spec, event.message)
+                await table.flush()
 
         return intake
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -30,6 +31,15 @@ async def app(broker: EmbeddedBroker, tmp_path: Any) -> AsyncIterator[LeadflowAp
     await app.producer.stop()
 
 
+async def settled(app: LeadflowApp, events: int) -> None:
+    """Intake takes events in batches: wait until it has seen ``events`` of them."""
+    for _ in range(200):
+        if sum(app.stats.received.values()) >= events:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"intake saw {dict(app.stats.received)}, expected {events} events")
+
+
 def encoded(app: LeadflowApp, spec: topics.TopicSpec, record: dict[str, Any]) -> bytes:
     return app.codec.encode(spec.subject, spec.record, record)
 
@@ -47,6 +57,7 @@ async def test_a_lead_becomes_a_trace_and_a_duplicate_changes_nothing(app: Leadf
     async with agent.test_context() as ctx:
         for _ in range(2):
             await ctx.put(encoded(app, topics.LEADS, record), key=lead_id.encode())
+        await settled(app, 2)
     state = app.tables_by_name["traces"].data[lead_id]
     assert [s["kind"] for s in state["steps"]] == ["CAPTURED"]
     assert app.stats.accepted["lead"] == 1 and app.stats.duplicates["lead"] == 1
@@ -63,6 +74,7 @@ async def test_bad_records_are_dead_lettered_and_the_stream_goes_on(app: Leadflo
         await ctx.put(b"\x00\x00", key=lead_id.encode())
         await ctx.put(encoded(app, topics.ACTIVITY, good), key=b"someone-else")
         await ctx.put(encoded(app, topics.ACTIVITY, good), key=lead_id.encode())
+        await settled(app, 3)
     assert dict(app.stats.dead_letters) == {"BAD_ENCODING": 1, "FIELD_MISMATCH": 1}
     steps = app.tables_by_name["traces"].data[lead_id]["steps"]
     assert [s["detail"]["type"] for s in steps] == ["PRICING_PAGE_VIEW"]
@@ -74,5 +86,6 @@ async def test_a_lead_without_consent_is_rejected(app: LeadflowApp) -> None:
     agent = app.agents[f"intake.{topics.LEADS.name}"]
     async with agent.test_context() as ctx:
         await ctx.put(encoded(app, topics.LEADS, record), key=record["lead_id"].encode())
+        await settled(app, 1)
     assert dict(app.stats.dead_letters) == {"CONSENT_MISSING": 1}
     assert record["lead_id"] not in app.tables_by_name["traces"].data
