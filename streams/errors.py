@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_EVENT = "UNKNOWN_EVENT"  # webhook envelope event type not handled
     UNAVAILABLE = "UNAVAILABLE"  # broker did not acknowledge (HTTP 503)
     NOT_FOUND = "NOT_FOUND"
+    INTERNAL = "INTERNAL"  # leadflow failed on this record: a bug, dead-lettered to replay later
 
 
 class LeadflowError(Exception):

@@ -100,7 +100,11 @@ def register(app: Any) -> None:
             async for events in stream.take_events(batch, within=within):
                 for event in events:
                     stream._set_current_event(event)  # RocksDB writes to its partition
-                    await handle(spec, event.message)
+                    try:
+                        await handle(spec, event.message)
+                    except Exception as exc:  # a bug must not stop the stream or lose the record
+                        app.log.exception("intake failed on %s", event.message.tp)
+                        await reject(LeadflowError(ErrorCode.INTERNAL, repr(exc)), event.message)
                 await table.flush()
 
         return intake

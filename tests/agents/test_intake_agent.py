@@ -89,3 +89,4 @@ async def test_a_lead_without_consent_is_rejected(app: LeadflowApp) -> None:
         await settled(app, 1)
     assert dict(app.stats.dead_letters) == {"CONSENT_MISSING": 1}
     assert record["lead_id"] not in app.tables_by_name["traces"].data
+
