@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -28,12 +29,8 @@ def make_registry(settings: Settings) -> Registry:
     return FileRegistry(settings.registry_path)
 
 
-def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
-    from streams.agents import identity, intake
-
-    store = "rocksdb://" if settings.store == "rocksdb" else "memory://"
-    # Per app id: RocksDB files of two apps must never share a directory.
-    datadir = settings.data_path / "worker" / settings.app_id
+def new_app(settings: Settings, *, store: str, datadir: Path, web: bool) -> LeadflowApp:
+    """A LeadflowApp with our broker, group and web settings, codec and counters; no agents."""
     datadir.mkdir(parents=True, exist_ok=True)
     app = LeadflowApp(
         settings.app_id,
@@ -41,7 +38,7 @@ def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
         store=store,
         datadir=str(datadir),
         autodiscover=False,
-        web_enabled=api,
+        web_enabled=web,
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
@@ -65,6 +62,19 @@ def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
     app.codec = Codec(make_registry(settings), settings.max_record_bytes)
     app.stats = Stats()
     app.tables_by_name = {}
+    return app
+
+
+def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
+    from streams.agents import identity, intake
+
+    app = new_app(
+        settings,
+        store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+        # Per app id: RocksDB files of two apps must never share a directory.
+        datadir=settings.data_path / "worker" / settings.app_id,
+        web=api,
+    )
     intake.register(app)
     identity.register(app)
     if api:

@@ -66,22 +66,10 @@ class Result:
 
 
 def build_bare_app(settings: Settings) -> Any:
-    from streams.app import LeadflowApp, make_registry
-    from streams.codec import Codec
-    from streams.stats import Stats
+    from streams.app import new_app
 
-    app = LeadflowApp(
-        settings.app_id, broker=settings.faust_broker, store="memory://", autodiscover=False,
-        web_bind=settings.web_host, web_host=settings.web_host, web_port=settings.web_port,
-        topic_partitions=settings.partitions,
-        broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=settings.heartbeat_interval_s,
-        broker_rebalance_timeout=settings.rebalance_timeout_s,
-        consumer_auto_offset_reset="earliest", datadir=str(settings.data_path / "bare"),
-    )
-    app.settings = settings
-    app.codec = Codec(make_registry(settings), settings.max_record_bytes)
-    app.stats = stats = Stats()
+    app = new_app(settings, store="memory://", datadir=settings.data_path / "bare", web=True)
+    stats = app.stats
 
     def agent_for(spec: topics.TopicSpec) -> Any:
         async def decode_only(stream: Any) -> None:
