@@ -19,7 +19,7 @@ import orjson
 from faust.web import Request, Response, View
 
 from streams import topics, webhooks
-from streams.core import contract, payloads, trace
+from streams.core import compliance, contract, payloads, trace
 from streams.deadletter import dead_letter
 from streams.errors import ErrorCode, LeadflowError
 
@@ -174,16 +174,34 @@ def register(app: Any) -> None:
                 ))
             related = trace.related_lead_ids(traces.data.get, lead_id)
             states = [traces.data.get(lid) for lid in related]
+            steps = trace.timeline(states)
             return self.bytes(
                 orjson.dumps({
                     "leadId": lead_id,
                     "canonicalLeadId": state.get("canonical") or lead_id,
                     "relatedLeadIds": related,
                     "aliases": state.get("aliases") or [],
-                    "steps": trace.timeline(states),
+                    "steps": steps,
+                    "summary": trace.summary(steps),
                 }),
                 content_type="application/json",
             )
+
+    @app.page("/v1/sla")
+    class Sla(View):
+        async def get(self, request: Request) -> Response:
+            teams = {rep.id: rep.team for rep in app.policies.routing.reps}
+            states = (v for v in traces.data.values() if isinstance(v, dict))
+            body = compliance.summarise(states, teams.get)
+            body["contract_version"] = app.policies.contract.version
+            body["months"] = marketing_months()
+            return self.bytes(orjson.dumps(body), content_type="application/json")
+
+    def marketing_months() -> dict[str, Any]:
+        table = app.tables_by_name.get("marketing")
+        if table is None:
+            return {}
+        return {k: v for k, v in sorted(table.data.items()) if not k.startswith("lead/")}
 
     @app.page("/v1/health")
     class Health(View):

@@ -17,6 +17,7 @@ class LeadflowApp(faust.App):
     """faust.App carrying leadflow's settings, codec and counters."""
 
     settings: Settings
+    policies: Any  # core.handoff.Policies
     codec: Codec
     stats: Stats
     tables_by_name: dict[str, Any]
@@ -66,7 +67,8 @@ def new_app(settings: Settings, *, store: str, datadir: Path, web: bool) -> Lead
 
 
 def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
-    from streams.agents import identity, intake
+    from streams import policies
+    from streams.agents import identity, intake, marketing, routing
 
     app = new_app(
         settings,
@@ -75,8 +77,11 @@ def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
         datadir=settings.data_path / "worker" / settings.app_id,
         web=api,
     )
+    app.policies = policies.load(settings)
     intake.register(app)
     identity.register(app)
+    routing.register(app)
+    marketing.register(app)
     if api:
         from streams import api as api_module
 

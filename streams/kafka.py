@@ -25,7 +25,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
         new = [
             NewTopic(
                 t.name,
-                num_partitions=settings.partitions,
+                num_partitions=t.partitions or settings.partitions,
                 replication_factor=1,
                 topic_configs={"cleanup.policy": "compact"} if t.compacted else {},
             )

@@ -65,6 +65,10 @@ class Settings:
     max_request_bytes: int = 262_144
     webhook_secrets: tuple[str, ...] = ()
     send_timeout_s: float = 5.0
+    # SLA clocks: how often due deadlines are judged, and after how long without events a
+    # partition's event-time clock follows the wall clock (a quiet night still breaches).
+    sla_tick_s: float = 1.0
+    sla_idle_s: float = 10.0
     # Logging
     log_level: str = "warn"
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)

@@ -17,6 +17,8 @@ class Stats:
     dead_letters: Counter[str] = field(default_factory=Counter)  # by error code
     http_rejected: Counter[str] = field(default_factory=Counter)  # by error code, never on Kafka
     aliases: int = 0
+    handoff: Counter[str] = field(default_factory=Counter)  # scored, mql, routed, ...
+    sla: Counter[str] = field(default_factory=Counter)  # "CLAUSE/VERDICT"
     first_event_at: float = 0.0
     last_event_at: float = 0.0
 
@@ -25,6 +27,20 @@ class Stats:
         if not self.first_event_at:
             self.first_event_at = now
         self.last_event_at = now
+
+    def decided(self, spec: Any, record: dict[str, Any]) -> None:
+        """Count a decision the handoff sends (``spec`` is its TopicSpec)."""
+        name = spec.name
+        if name == "sla.evaluated":
+            self.sla[f"{record['clause']}/{record['verdict']}"] += 1
+        elif name == "leadflow.routing":
+            self.handoff[{"ROUTE": "mql"}.get(record["action"], record["action"].lower())] += 1
+        elif name == "leads.routed":
+            self.handoff["routed" if record["owner_id"] else "queued"] += 1
+        elif name == "leads.scored":
+            self.handoff["scored"] += 1
+        elif name == "leadflow.marketing" and not record["complete"]:
+            self.handoff["context_incomplete"] += 1
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +55,8 @@ class Stats:
             "dead_letters_total": sum(self.dead_letters.values()),
             "http_rejected": dict(self.http_rejected),
             "aliases": self.aliases,
+            "handoff": dict(self.handoff),
+            "sla": dict(self.sla),
             "first_event_at": self.first_event_at,
             "last_event_at": self.last_event_at,
         }

@@ -12,6 +12,7 @@ class TopicSpec:
     key: str  # what the Kafka key holds
     kind: str = ""  # intake kind for inbound topics: lead | activity | status | touch
     compacted: bool = False
+    partitions: int | None = None  # None: the `partitions` setting
 
     @property
     def subject(self) -> str:
@@ -35,7 +36,10 @@ OUTBOUND = (SCORED, ROUTED, SLA, MODELS, DEAD_LETTERS)
 # Identity is keyed by normalised email, so it needs its own partitioning.
 IDENTITY_CLAIMS = TopicSpec("leadflow.identity-claims", "IdentityClaim", "normalised email")
 IDENTITY_RESOLVED = TopicSpec("leadflow.identity-resolved", "IdentityResolved", "lead_id")
-INTERNAL = (IDENTITY_CLAIMS, IDENTITY_RESOLVED)
+# Rep capacity and monthly figures are shared by every lead: one partition each, in order.
+ROUTING = TopicSpec("leadflow.routing", "RoutingRequest", "lead_id", partitions=1)
+MARKETING = TopicSpec("leadflow.marketing", "MarketingFact", "lead_id", partitions=1)
+INTERNAL = (IDENTITY_CLAIMS, IDENTITY_RESOLVED, ROUTING, MARKETING)
 
 ALL = INBOUND + OUTBOUND + INTERNAL
 BY_NAME = {t.name: t for t in ALL}

@@ -148,6 +148,14 @@ def _summary(base: str, demo: _Demo | None) -> int:
     print(f"  duplicates     {stats['duplicates_total']} (dropped by event id)")
     print(f"  dead letters   {stats['dead_letters_total']}  {dead}")
     print(f"  leads traced   {stats['leads_traced']}  (aliases linked: {stats['aliases']})")
+    h = stats["handoff"]
+    print(f"  handoff        scored {h.get('scored', 0)}, MQL {h.get('mql', 0)}, "
+          f"context incomplete {h.get('context_incomplete', 0)}, routed to a rep "
+          f"{h.get('routed', 0)}, queued {h.get('queued', 0)}, closed {h.get('release', 0)}")
+    sla = stats["sla"]
+    for clause in sorted({k.split("/")[0] for k in sla}):
+        print(f"  SLA {clause:24} met {sla.get(clause + '/MET', 0):6}  "
+              f"breached {sla.get(clause + '/BREACHED', 0):6}")
     if demo is None:
         return 0
     if demo.error is not None or demo.scenario is None:

@@ -50,14 +50,29 @@ def render_trace(body: dict[str, Any]) -> str:
     if body.get("aliases"):
         lines.append(f"  aliases: {', '.join(body['aliases'])}")
     header = (
-        f"{'occurred (UTC)':23}  {'since prev':>10}  {'lag':>8}  {'step':14}  {'source':12}  detail"
+        f"{'occurred (UTC)':23}  {'since prev':>10}  {'wait':6}  {'lag':>8}  {'step':14}  "
+        f"{'source':12}  detail"
     )
     lines += [header, "-" * len(header)]
     for step in body["steps"]:
-        detail = " ".join(f"{k}={v}" for k, v in (step.get("detail") or {}).items())
+        detail = dict(step.get("detail") or {})
+        if step["kind"] == "SLA":  # a verdict beside the steps: say it plainly
+            text = f"{detail.pop('clause', '')} {detail.pop('verdict', '')} "
+            for key in ("deadline", "met_at"):
+                if detail.get(key) is not None:
+                    detail[key] = _ts(detail[key])
+        else:
+            text = ""
+        text += " ".join(f"{k}={v}" for k, v in detail.items())
         lines.append(
             f"{_ts(step['occurred_at']):23}  {duration(step.get('since_previous_ms')):>10}  "
-            f"{duration(step.get('lag_ms')):>8}  {step['kind']:14}  {step.get('source', ''):12}"
-            f"  {detail}"
+            f"{step.get('wait') or '':6}  {duration(step.get('lag_ms')):>8}  {step['kind']:14}  "
+            f"{step.get('source', ''):12}  {text}"
+        )
+    summary = body.get("summary")
+    if summary:
+        lines.append(
+            f"time: system {duration(summary['system_ms'])}, waiting on people "
+            f"{duration(summary['human_ms'])}"
         )
     return "\n".join(lines)

@@ -8,9 +8,14 @@ offsets are never committed ahead of what their events produced (at-least-once h
 
 from __future__ import annotations
 
+import contextlib
+import weakref
+from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
+from faust.streams import _current_event, current_event
 
 from streams.topics import TopicSpec
 
@@ -49,8 +54,12 @@ class ChangelogTable:
         return self.table.data.get(key)
 
     def put(self, key: str, value: Any, partition: int) -> None:
-        """Write inside stream iteration; ``partition`` is the source event's partition."""
-        self.table.data[key] = value
+        """Write; ``partition`` is the key's partition (the source event's, in a stream)."""
+        if current_event() is None:  # a timer: RocksDB picks its file by the current event
+            with _as_partition(partition):
+                self.table.data[key] = value
+        else:
+            self.table.data[key] = value
         self._staged[key] = (partition, value)
 
     async def flush(self) -> None:
@@ -73,3 +82,22 @@ class ChangelogTable:
                     await producer.send(topic, record["value"], record["key"], partition)
         for partition, batch in batches.items():
             await producer.send_batch(batch, topic, partition=partition)
+
+
+class _PartitionEvent:
+    """Just enough of a Faust event for its RocksDB store to find the partition."""
+
+    __slots__ = ("message", "__weakref__")
+
+    def __init__(self, partition: int) -> None:
+        self.message = SimpleNamespace(partition=partition)
+
+
+@contextlib.contextmanager
+def _as_partition(partition: int) -> Iterator[None]:
+    event = _PartitionEvent(partition)
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

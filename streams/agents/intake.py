@@ -1,8 +1,11 @@
-"""Intake: decode, check the contract, drop duplicates, append to the per-lead trace.
+"""Intake: decode, check the contract, drop duplicates, append to the per-lead trace, and
+run the handoff (score, MQL, lifecycle, SLA) on the same lead state.
 
 One hop for the hot path: every inbound topic is keyed by lead id and co-partitioned with the
-trace table, so the state of one lead lives on one partition. Identity (keyed by email) is
-resolved off the hot path by the identity agent and comes back on IDENTITY_RESOLVED.
+trace table, so the state of one lead lives on one partition and one changelog write per
+batch carries all of it. What needs other partitioning comes back keyed by lead id: identity
+(keyed by email) on IDENTITY_RESOLVED, the router's decisions (one partition, shared rep
+capacity) on leads.routed.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from typing import Any
 
 from streams import topics
 from streams.agents.emit import ChangelogTable, Emitter
-from streams.core import contract, trace
+from streams.agents.sla import SlaIndex, register_timer
+from streams.core import contract, handoff, trace
 from streams.deadletter import dead_letter
 from streams.errors import ErrorCode, LeadflowError
 
@@ -32,8 +36,18 @@ def register(app: Any) -> None:
     table = ChangelogTable(emitter, traces)
     skew = timedelta(seconds=settings.max_clock_skew_s)
     retention_ms = int(settings.dedup_retention_days * DAY_MS)
-    codec, stats = app.codec, app.stats
+    codec, stats, policies = app.codec, app.stats, app.policies
     send = emitter.send
+    index = SlaIndex(app, idle_ms=int(settings.sla_idle_s * 1000))
+
+    async def dispatch(sends: list[handoff.Send]) -> None:
+        for spec, key, record in sends:
+            stats.decided(spec, record)
+            await send(spec, key.encode(), record)
+
+    def store(lead_id: str, state: dict[str, Any], partition: int) -> None:
+        table.put(lead_id, state, partition)
+        index.index(lead_id, partition, state)
 
     async def reject(err: LeadflowError, msg: Any) -> None:
         stats.dead_letters[str(err.code)] += 1
@@ -43,7 +57,8 @@ def register(app: Any) -> None:
         )
         await send(topics.DEAD_LETTERS, msg.key, letter)
 
-    async def handle(spec: topics.TopicSpec, msg: Any) -> None:
+    async def handle(spec: topics.TopicSpec, msg: Any) -> int | None:
+        """Process one message; returns the event time of an inbound event it accepted."""
         now = time.time()
         now_ms = int(now * 1000)
         stats.saw_event(msg.topic, now)
@@ -59,6 +74,16 @@ def register(app: Any) -> None:
                     stats.aliases += lead_id == record["alias_lead_id"] != record[
                         "canonical_lead_id"
                     ]
+                return
+            if spec is topics.ROUTED:
+                lead_id = record["lead_id"]
+                state = table.get(lead_id) or trace.new_state(lead_id)
+                sends = handoff.on_event(
+                    policies, state, "routed", record, now_ms=now_ms,
+                    clock_ms=index.current(msg.partition),
+                )
+                store(lead_id, state, msg.partition)
+                await dispatch(sends)
                 return
             observed = datetime.fromtimestamp(now, UTC)
             record = contract.validate(spec.kind, record, observed_at=observed, max_skew=skew)
@@ -80,8 +105,13 @@ def register(app: Any) -> None:
         if not added:
             stats.duplicates[spec.kind] += 1
             return
-        table.put(lead_id, state, msg.partition)
+        sends = handoff.on_event(
+            policies, state, spec.kind, record, now_ms=now_ms,
+            clock_ms=index.current(msg.partition),
+        )
+        store(lead_id, state, msg.partition)
         stats.accepted[spec.kind] += 1
+        await dispatch(sends)
         if spec is topics.LEADS:
             claim = {
                 "email_key": record["email"],
@@ -91,6 +121,7 @@ def register(app: Any) -> None:
                 "correlation_id": record.get("correlation_id"),
             }
             await send(topics.IDENTITY_CLAIMS, record["email"].encode(), claim)
+        return int(step["occurred_at"])
 
     batch, within = settings.intake_batch, settings.intake_batch_wait_ms / 1000
 
@@ -100,17 +131,29 @@ def register(app: Any) -> None:
             async for events in stream.take_events(batch, within=within):
                 for event in events:
                     stream._set_current_event(event)  # RocksDB writes to its partition
+                    occurred = None
                     try:
-                        await handle(spec, event.message)
+                        occurred = await handle(spec, event.message)
                     except Exception as exc:  # a bug must not stop the stream or lose the record
                         app.log.exception("intake failed on %s", event.message.tp)
                         await reject(LeadflowError(ErrorCode.INTERNAL, repr(exc)), event.message)
+                    index.processed(event.message, occurred, int(time.time() * 1000))
                 await table.flush()
 
         return intake
 
+    async def judge(partition: int, clock: int, lead_id: str, wall_ms: int) -> None:
+        state = table.get(lead_id)
+        if state is None:
+            return
+        sends = handoff.on_clock(policies, state, clock, now_ms=wall_ms)
+        store(lead_id, state, partition)
+        await dispatch(sends)
+
+    register_timer(app, index, judge, table.flush, settings.sla_tick_s)
+
     # One agent per topic: each topic has its own contract, and agent.test_context() works.
-    for spec in (*topics.INBOUND, topics.IDENTITY_RESOLVED):
+    for spec in (*topics.INBOUND, topics.IDENTITY_RESOLVED, topics.ROUTED):
         source = app.topic(
             spec.name, key_serializer="raw", value_serializer="raw",
             partitions=settings.partitions,

@@ -8,7 +8,8 @@ State (JSON-serialisable, stored in a Faust table as is)::
     step = {"kind", "event_id", "occurred_at": ms, "observed_at": ms, "source",
             "correlation_id", "detail": {str: str | int | float}}
 
-Steps are kept sorted by ``(occurred_at, observed_at, event_id)`` whatever order they arrive
+Steps are kept sorted by ``(occurred_at, observed_at, rank, event_id)`` (rank puts derived steps
+after their cause) whatever order they arrive
 in, so the same set of events always yields the same list (live, replayed or out of order).
 
 Duplicates: ``seen`` is a fast O(1) check over a retention window (values are the
@@ -147,8 +148,12 @@ def new_state(lead_id: str) -> State:
     return {"lead_id": lead_id, "steps": [], "seen": {}, "canonical": None, "aliases": []}
 
 
-def _order(step: Step) -> tuple[int, int, str]:
-    return step["occurred_at"], step["observed_at"], step["event_id"]
+# A derived step shares its cause's times; it sorts after it, in the order the handoff works.
+_RANK = {StepKind.SCORED: 1, StepKind.MQL: 2, StepKind.ROUTED: 3, StepKind.SLA: 4}
+
+
+def _order(step: Step) -> tuple[int, int, int, str]:
+    return step["occurred_at"], step["observed_at"], _RANK.get(step["kind"], 0), step["event_id"]
 
 
 def _occurred(step: Step) -> int:
@@ -237,14 +242,20 @@ def related_lead_ids(
     return sorted(found)
 
 
-def _keyed(state: State) -> Iterator[tuple[tuple[int, int, str, str], Step]]:
+def _keyed(state: State) -> Iterator[tuple[tuple[int, int, int, str, str], Step]]:
     lead_id = state["lead_id"]
     for step in state["steps"]:
         yield (*_order(step), lead_id), step
 
 
-def _first(pair: tuple[tuple[int, int, str, str], Step]) -> tuple[int, int, str, str]:
+def _first(
+    pair: tuple[tuple[int, int, int, str, str], Step],
+) -> tuple[int, int, int, str, str]:
     return pair[0]
+
+
+# Steps a rep makes: the time before them (once the lead is routed) is spent waiting on people.
+HUMAN_KINDS = frozenset({StepKind.TOUCH, StepKind.STATUS_CHANGED})
 
 
 def timeline(states: Iterable[State | None]) -> list[dict[str, Any]]:
@@ -252,29 +263,40 @@ def timeline(states: Iterable[State | None]) -> list[dict[str, Any]]:
 
     An event present in several traces (both sides of an ALIASED link) appears once. Each row
     is a copy of the step plus ``lead_id`` (whose trace holds it), ``since_previous_ms`` (event
-    time since the previous row; None for the first) and ``lag_ms`` (observed - occurred: the
-    time spent before leadflow saw it; negative when the sender's clock runs ahead)."""
+    time since the previous row; None for the first), ``wait`` ("human": a rep's step after
+    the lead was routed, so the time before it was spent waiting on people; else "system")
+    and ``lag_ms`` (observed - occurred: the time spent before leadflow saw it; negative when
+    the sender's clock runs ahead). SLA verdict rows sit at the time they were reached but are
+    judgements, not events: they carry no ``since_previous_ms`` and do not restart it."""
     streams = [_keyed(s) for s in states if s is not None]
     rows: list[dict[str, Any]] = []
     emitted: set[str] = set()
     previous: int | None = None
-    for (occurred, observed, event_id, lead_id), step in heapq.merge(*streams, key=_first):
+    routed = False
+    for (occurred, observed, _, event_id, lead_id), step in heapq.merge(*streams, key=_first):
         if event_id in emitted:
             continue
         emitted.add(event_id)
         row = dict(step)
         row["detail"] = dict(step["detail"])
         row["lead_id"] = lead_id
-        row["since_previous_ms"] = None if previous is None else occurred - previous
         row["lag_ms"] = observed - occurred
+        kind = step["kind"]
+        if kind == StepKind.SLA:
+            row["since_previous_ms"], row["wait"] = None, None
+        else:
+            row["since_previous_ms"] = None if previous is None else occurred - previous
+            row["wait"] = "human" if routed and kind in HUMAN_KINDS else "system"
+            previous = occurred
+            routed = routed or kind == StepKind.ROUTED
         rows.append(row)
-        previous = occurred
     return rows
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Where the time went, from ``timeline`` rows: elapsed event time, steps per kind, the
-    worst ingestion lag (our systems) and capture → first sales touch (people)."""
+    worst ingestion lag, capture → first sales touch, event time split into system and human
+    waits, and the SLA verdicts."""
     by_kind: dict[str, int] = {}
     for row in rows:
         by_kind[row["kind"]] = by_kind.get(row["kind"], 0) + 1
@@ -291,6 +313,10 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             ),
             None,
         )
+    waits = {"system": 0, "human": 0}
+    for row in rows:
+        if row.get("since_previous_ms") is not None:
+            waits[row["wait"]] += row["since_previous_ms"]
     return {
         "lead_ids": sorted({r["lead_id"] for r in rows}),
         "steps": len(rows),
@@ -300,4 +326,10 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "by_kind": by_kind,
         "max_lag_ms": max((r["lag_ms"] for r in rows), default=None),
         "capture_to_first_touch_ms": first_touch,
+        "system_ms": waits["system"],
+        "human_ms": waits["human"],
+        "sla": [
+            {k: r["detail"].get(k) for k in ("clause", "verdict", "party", "deadline", "met_at")}
+            for r in rows if r["kind"] == StepKind.SLA
+        ],
     }

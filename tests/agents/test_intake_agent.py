@@ -59,8 +59,11 @@ async def test_a_lead_becomes_a_trace_and_a_duplicate_changes_nothing(app: Leadf
             await ctx.put(encoded(app, topics.LEADS, record), key=lead_id.encode())
         await settled(app, 2)
     state = app.tables_by_name["traces"].data[lead_id]
-    assert [s["kind"] for s in state["steps"]] == ["CAPTURED"]
+    # The example lead scores over the threshold with complete context: handed over once.
+    assert [s["kind"] for s in state["steps"]] == ["CAPTURED", "SCORED", "MQL", "SLA"]
+    assert state["sla_done"] == {"CONTEXT_COMPLETE": "MET"}
     assert app.stats.accepted["lead"] == 1 and app.stats.duplicates["lead"] == 1
+    assert app.stats.handoff["mql"] == 1 and app.stats.handoff["scored"] == 1
 
 
 async def test_bad_records_are_dead_lettered_and_the_stream_goes_on(app: LeadflowApp) -> None:
@@ -77,7 +80,9 @@ async def test_bad_records_are_dead_lettered_and_the_stream_goes_on(app: Leadflo
         await settled(app, 3)
     assert dict(app.stats.dead_letters) == {"BAD_ENCODING": 1, "FIELD_MISMATCH": 1}
     steps = app.tables_by_name["traces"].data[lead_id]["steps"]
-    assert [s["detail"]["type"] for s in steps] == ["PRICING_PAGE_VIEW"]
+    assert [s["detail"]["type"] for s in steps if s["kind"] == "ACTIVITY"] == [
+        "PRICING_PAGE_VIEW"
+    ]
 
 
 async def test_a_lead_without_consent_is_rejected(app: LeadflowApp) -> None:

@@ -40,15 +40,23 @@ def example(name: str) -> bytes:
     return (EXAMPLES / name).read_bytes()
 
 
+INPUT_KINDS = {"CAPTURED", "ACTIVITY", "TOUCH", "STATUS_CHANGED", "ALIASED"}
+
+
 def wait_trace(worker: Worker, lead_id: str, steps: int, timeout: float = 20) -> dict[str, Any]:
+    """The trace once it holds ``steps`` input steps; ``steps`` in the answer are those input
+    steps only (what intake wrote), ``all_steps`` includes what the handoff derived."""
     from streams.views import fetch_trace
 
     deadline = time.monotonic() + timeout
     body: Any = None
     while time.monotonic() < deadline:
         status, body = fetch_trace(worker.base_url, lead_id)
-        if status == 200 and len(body["steps"]) >= steps:
-            return body
+        if status == 200:
+            body["all_steps"] = body["steps"]
+            body["steps"] = [s for s in body["steps"] if s["kind"] in INPUT_KINDS]
+            if len(body["steps"]) >= steps:
+                return body
         time.sleep(0.1)
     raise AssertionError(f"trace of {lead_id} did not reach {steps} steps: {body}")
 

@@ -25,6 +25,8 @@ SPEC_RECORDS = {
     "DeadLetter",
     "IdentityClaim",
     "IdentityResolved",
+    "RoutingRequest",
+    "MarketingFact",
 }
 
 

@@ -1,0 +1,110 @@
+"""Marketing's side of the SLA: monthly MQL volume, context completeness and DQ rates.
+
+Facts (a lead crossed the score; an MQL was disqualified) meet on a one-partition topic, so
+one agent holds every month's counts per campaign: a tumbling calendar-month window kept as
+one table key per month (Faust's windows are fixed-length; months are not). Each lead's
+facts are applied once (its key remembers them). A month is judged when this agent's event
+time passes its end (volume, context share) and its end plus the settle period (DQ rate,
+once sales has had time to disposition the month's MQLs); each verdict is sent once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from faust.types import TP
+
+from streams import topics
+from streams.agents.emit import ChangelogTable, Emitter
+from streams.agents.sla import lagging
+from streams.core import sla
+from streams.core.contract import EVENT_NAMESPACE, epoch_ms
+from streams.core.eventclock import EventClock
+from streams.errors import LeadflowError
+
+
+def register(app: Any) -> None:
+    settings, codec, stats, contract = app.settings, app.codec, app.stats, app.policies.contract
+    raw = app.Table("marketing", partitions=1, key_type=str)
+    app.tables_by_name["marketing"] = raw
+    emitter = Emitter(app)
+    table = ChangelogTable(emitter, raw)
+    clock = EventClock(gated=(topics.MARKETING.name,), idle_ms=int(settings.sla_idle_s * 1000))
+    source = app.topic(
+        topics.MARKETING.name, key_serializer="raw", value_serializer="raw", partitions=1,
+    )
+
+    def apply(fact: dict[str, Any]) -> None:
+        key = f"lead/{fact['lead_id']}"
+        seen = table.get(key) or []
+        if fact["fact"] in seen:
+            return
+        table.put(key, [*seen, fact["fact"]], 0)
+        month = table.get(fact["month"]) or {"counts": None, "judged": []}
+        campaign = fact.get("campaign_id")
+        if fact["fact"] == "CROSSED":
+            month["counts"] = sla.count(month["counts"], "mqls", campaign)
+            if fact["complete"]:
+                month["counts"] = sla.count(month["counts"], "complete", campaign)
+        elif fact["fact"] == "DISQUALIFIED":
+            month["counts"] = sla.count(month["counts"], "disqualified", campaign)
+        table.put(fact["month"], month, 0)
+
+    done: dict[TP, int] = {}
+    tp = TP(topics.MARKETING.name, 0)
+
+    async def judge(now_ms: int) -> None:
+        """Send the verdicts of every month whose time has come (by this agent's clock)."""
+        if tp not in app.assignor.assigned_actives():
+            return  # another worker owns the months (a standby copy must not judge)
+        lag = lagging(app.consumer, (tp.topic,), 0, done)
+        current = clock.now(0, lagging=lag, wall_ms=now_ms)
+        if current is None:
+            return
+        for key, month in list(raw.data.items()):
+            if key.startswith("lead/"):
+                continue
+            volume_due, rate_due = sla.month_due(contract, key)
+            ready = [c for c, due in ((sla.MQL_VOLUME, volume_due),
+                                      (sla.CONTEXT_COMPLETE, volume_due),
+                                      (sla.DISQUALIFICATION_RATE, rate_due))
+                     if current >= due + contract.grace_ms and c not in month["judged"]]
+            if not ready:
+                continue
+            for v in sla.evaluate_month(contract, key, month["counts"], clauses=ready):
+                record = {
+                    "event_id": str(uuid.uuid5(EVENT_NAMESPACE, f"sla/{v.scope}/{v.clause}")),
+                    "lead_id": None, "party": v.party, "clause": v.clause,
+                    "verdict": v.verdict, "deadline": v.deadline, "met_at": v.met_at,
+                    "evaluated_at": v.evaluated_at, "owner_id": None, "tier": None,
+                    "campaign_id": v.campaign_id, "contract_version": contract.version,
+                    "detail": f"{v.scope}: {v.detail}", "occurred_at": now_ms,
+                    "correlation_id": None,
+                }
+                stats.decided(topics.SLA, record)
+                await emitter.send(topics.SLA, (v.scope or key).encode(), record)
+            month = {**month, "judged": [*month["judged"], *ready]}
+            table.put(key, month, 0)
+        await table.flush()
+
+    @app.agent(source, name="marketing")
+    async def facts(stream: Any) -> None:
+        async for events in stream.take_events(settings.intake_batch, within=0.05):
+            now_ms = int(time.time() * 1000)
+            for event in events:
+                stream._set_current_event(event)
+                try:
+                    fact = codec.decode(event.message.value or b"", topics.MARKETING.record)
+                except LeadflowError:
+                    app.log.exception("undecodable marketing fact %s", event.message.offset)
+                    continue
+                apply(fact)
+                done[tp] = event.message.offset
+                clock.observe(topics.MARKETING.name, 0, epoch_ms(fact["occurred_at"]), now_ms)
+            await table.flush()
+
+    @app.timer(interval=settings.sla_tick_s * 5, name="sla.months")
+    async def months() -> None:
+        await judge(int(time.time() * 1000))

@@ -1,0 +1,132 @@
+"""SLA clocks on the worker: which leads have a deadline due, and the timer that judges them.
+
+The lead states (in the traces table) hold the facts; ``handoff.on_clock`` judges them. This
+module only knows *when* to ask: an in-memory index of each lead's next deadline per
+partition (rebuilt from the table when partitions are assigned, so it survives restarts and
+rebalances), and the per-partition event-time clock (``core.eventclock``) that says how far
+event time has got. Only this worker's active partitions are judged; standbys wait.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aiokafka.partitioner import murmur2
+from faust.types import TP
+
+from streams import topics
+from streams.core.eventclock import EventClock
+
+# Inputs whose events can meet a clause: the clock waits for them while they lag.
+GATED = (topics.TOUCHES.name, topics.STATUS.name)
+INPUTS = tuple(t.name for t in topics.INBOUND)
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """Kafka's default partition for ``key`` (what our producers and aiokafka choose)."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def lagging(consumer: Any, names: Iterable[str], partition: int, done: dict[TP, int]) -> set[str]:
+    """The topics among ``names`` with records on ``partition`` not yet processed (``done``:
+    the last offset processed per TP). Unknown counts as lagging: better late than wrong."""
+    out = set()
+    for topic in names:
+        tp = TP(topic, partition)
+        try:
+            high = consumer.highwater(tp)
+        except Exception:  # not assigned or not fetched yet
+            high = None
+        if high is None:
+            out.add(topic)
+            continue
+        last = done.get(tp)
+        if last is None:
+            # Nothing processed since start: caught up only if we start at the end.
+            start = consumer._read_offset.get(tp)
+            if high > (start or 0):
+                out.add(topic)
+        elif last + 1 < high:
+            out.add(topic)
+    return out
+
+
+class SlaIndex:
+    def __init__(self, app: Any, idle_ms: int) -> None:
+        self.app = app
+        self.clock = EventClock(gated=GATED, idle_ms=idle_ms)
+        self._heaps: dict[int, list[tuple[int, str]]] = {}
+        self._due: dict[str, int] = {}
+        self._done_offset: dict[TP, int] = {}
+        self._active: frozenset[int] = frozenset()
+
+    def processed(self, msg: Any, occurred_ms: int | None, wall_ms: int) -> None:
+        """After an input event's state is written: it counts for the clock."""
+        self._done_offset[msg.tp] = msg.offset
+        if occurred_ms is not None and msg.topic in INPUTS:
+            self.clock.observe(msg.topic, msg.partition, occurred_ms, wall_ms)
+
+    def index(self, lead_id: str, partition: int, state: dict[str, Any]) -> None:
+        due = state.get("sla_next")
+        if due is None:
+            self._due.pop(lead_id, None)
+        elif self._due.get(lead_id) != due:
+            self._due[lead_id] = due
+            heapq.heappush(self._heaps.setdefault(partition, []), (due, lead_id))
+
+    def current(self, partition: int) -> int | None:
+        return self.clock._now.get(partition)
+
+    def _sync_assignment(self, table: Any, partitions: int) -> None:
+        actives = frozenset(
+            tp.partition for tp in self.app.assignor.assigned_actives()
+            if tp.topic == topics.LEADS.name
+        )
+        if actives == self._active:
+            return
+        gained, lost = actives - self._active, self._active - actives
+        self.clock.forget(lost)
+        for p in lost:
+            for _, lead_id in self._heaps.pop(p, ()):
+                self._due.pop(lead_id, None)
+        if gained:
+            for lead_id, state in table.data.items():
+                p = partition_of(lead_id, partitions)
+                if p in gained and isinstance(state, dict):
+                    self.index(lead_id, p, state)
+        self._active = actives
+
+    def due(
+        self, table: Any, partitions: int, wall_ms: int
+    ) -> list[tuple[int, int, str]]:
+        """(partition, clock, lead id) of every lead whose next deadline has been reached."""
+        self._sync_assignment(table, partitions)
+        out = []
+        for p in sorted(self._active):
+            lag = lagging(self.app.consumer, INPUTS, p, self._done_offset)
+            clock = self.clock.now(p, lag, wall_ms)
+            heap = self._heaps.get(p)
+            while heap and clock is not None and heap[0][0] <= clock:
+                due, lead_id = heapq.heappop(heap)
+                if self._due.get(lead_id) == due:
+                    del self._due[lead_id]
+                    out.append((p, clock, lead_id))
+        return out
+
+
+def register_timer(
+    app: Any, index: SlaIndex, judge: Callable[[int, int, str, int], Any], flush: Any,
+    interval_s: float,
+) -> None:
+    table = app.tables_by_name["traces"]
+    partitions = app.settings.partitions
+
+    @app.timer(interval=interval_s, name="sla.clock")
+    async def tick() -> None:
+        wall_ms = int(time.time() * 1000)
+        for partition, clock, lead_id in index.due(table, partitions, wall_ms):
+            await judge(partition, clock, lead_id, wall_ms)
+        await flush()

@@ -1,0 +1,213 @@
+"""Per-lead features: what scoring, routing and the MQL contract need to know about a lead.
+
+State (JSON-serialisable, stored in a Faust table as is)::
+
+    {"profile_at": ms | None, "size_band", "industry", "region", "tech": [sorted str],
+     "title", "campaign_id", "trigger_actions": [sorted str], "has_email": bool,
+     "has_names": bool, "has_company": bool, "consent": bool,
+     "counts": {ACTIVITY_TYPE: n}, "last_at": {ACTIVITY_TYPE: ms},
+     "first_at": ms, "last_event_at": ms}
+
+Order independence is the point: the same set of events in any arrival order yields the same
+state, so a replay, a late event or a rebalance never changes a score. Every field is a
+commutative fold: counts add up, ``*_at`` are minima or maxima, and the profile (the fields
+from ``size_band`` to ``consent``) is the one of the LeadCaptured record that is greatest by
+``(occurred_at, profile)`` — a re-capture replaces it, and two captures at the same
+millisecond are decided by comparing their profiles, which is a total order, so the winner
+does not depend on arrival order either (no event id needs to be stored for the tie-break).
+Duplicates are removed upstream (the trace dedups by event id), so counting is safe.
+
+Before any LeadCaptured arrives (activities may overtake it) the profile is empty:
+``profile_at`` None, profile strings None, lists empty, flags False.
+
+Hot path: ``update`` runs per event at thousands per second. It MUTATES the state in place
+and returns it (no copy); an activity costs a few dict operations. Callers must not share a
+state object between leads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from streams.core.contract import SizeBand, epoch_ms
+
+Features = dict[str, Any]
+
+HAND_RAISER = "HAND_RAISER"
+STANDARD = "STANDARD"
+
+# The MQL contract: what marketing promises every sales-ready lead carries, in report order.
+CONTEXT_FIELDS = ("email", "names", "company", "size_band", "trigger_action", "consent")
+
+# Profile keys in the order used to break a tie between captures with the same occurred_at.
+_PROFILE_KEYS = (
+    "size_band",
+    "industry",
+    "region",
+    "tech",
+    "title",
+    "campaign_id",
+    "trigger_actions",
+    "has_email",
+    "has_names",
+    "has_company",
+    "consent",
+)
+_UNKNOWN_SIZE = SizeBand.UNKNOWN.value
+
+
+class HandRaiserPolicy(Protocol):
+    """What defines a hand-raiser (``scoring.ScoringPolicy`` is one)."""
+
+    @property
+    def hand_raiser_activities(self) -> Collection[str]: ...
+
+    @property
+    def hand_raiser_triggers(self) -> Collection[str]: ...
+
+
+def new_features() -> Features:
+    """An empty state: no profile, no activity, no event time yet."""
+    return {
+        "profile_at": None,
+        "size_band": None,
+        "industry": None,
+        "region": None,
+        "tech": [],
+        "title": None,
+        "campaign_id": None,
+        "trigger_actions": [],
+        "has_email": False,
+        "has_names": False,
+        "has_company": False,
+        "consent": False,
+        "counts": {},
+        "last_at": {},
+        "first_at": None,
+        "last_event_at": None,
+    }
+
+
+def _ms(value: Any) -> int:
+    if isinstance(value, datetime):
+        return epoch_ms(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"occurred_at must be an aware datetime or int ms, not {value!r}")
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return None
+
+
+def _texts(values: Any) -> list[str]:
+    if not values:
+        return []
+    return sorted({t for v in values if (t := _text(v)) is not None})
+
+
+def profile_of(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The profile fields of a (validated) LeadCaptured record."""
+    enrichment = record.get("enrichment") or {}
+    attribution = record.get("attribution") or {}
+    consent = record.get("consent")
+    return {
+        "size_band": _text(record.get("company_size")),
+        "industry": _text(enrichment.get("industry")),
+        "region": _text(record.get("region")),
+        "tech": _texts(enrichment.get("tech_stack")),
+        "title": _text(record.get("job_title")),
+        "campaign_id": _text(attribution.get("campaign_id")),
+        "trigger_actions": _texts(record.get("trigger_actions")),
+        "has_email": _text(record.get("email")) is not None,
+        "has_names": _text(record.get("first_name")) is not None
+        and _text(record.get("last_name")) is not None,
+        "has_company": _text(record.get("company_name")) is not None,
+        # The contract rejects a lead without a lawful basis; kept defensive for raw records.
+        "consent": isinstance(consent, Mapping)
+        and consent.get("lawful_basis") not in (None, "", "UNKNOWN"),
+    }
+
+
+def _profile_key(profile: Mapping[str, Any]) -> tuple[Any, ...]:
+    # None sorts before any value of its field: (False, "") < (True, value).
+    return tuple(
+        (profile[k] is not None, profile[k] if profile[k] is not None else "")
+        for k in _PROFILE_KEYS
+    )
+
+
+def update(features: Features | None, kind: str, record: Mapping[str, Any]) -> Features:
+    """Fold one validated ``"lead"`` (LeadCaptured) or ``"activity"`` (ActivityRecorded) record
+    into ``features`` (None = a new lead). Mutates and returns the state."""
+    state = new_features() if features is None else features
+    at = _ms(record["occurred_at"])
+    first = state["first_at"]
+    if first is None or at < first:
+        state["first_at"] = at
+    last = state["last_event_at"]
+    if last is None or at > last:
+        state["last_event_at"] = at
+
+    if kind == "activity":
+        activity = record["activity_type"]
+        counts = state["counts"]
+        counts[activity] = counts.get(activity, 0) + 1
+        last_at = state["last_at"]
+        seen = last_at.get(activity)
+        if seen is None or at > seen:
+            last_at[activity] = at
+    elif kind == "lead":
+        current = state["profile_at"]
+        if current is None or at >= current:
+            profile = profile_of(record)
+            if current is None or at > current or _profile_key(profile) > _profile_key(state):
+                state.update(profile)
+                state["profile_at"] = at
+    else:
+        raise ValueError(f"unknown record kind {kind!r}; expected 'lead' or 'activity'")
+    return state
+
+
+def is_hand_raiser(features: Features | None, policy: HandRaiserPolicy) -> bool:
+    """The lead asked for sales: one of the policy's activities, or a hand-raising trigger."""
+    if not features:
+        return False
+    counts = features["counts"]
+    if any(counts.get(a) for a in policy.hand_raiser_activities):
+        return True
+    triggers = policy.hand_raiser_triggers
+    return any(t in triggers for t in features["trigger_actions"])
+
+
+def tier(features: Features | None, policy: HandRaiserPolicy) -> str:
+    """``"HAND_RAISER"`` or ``"STANDARD"``: picks the SLA first-touch window and routing rules."""
+    return HAND_RAISER if is_hand_raiser(features, policy) else STANDARD
+
+
+def missing_context(features: Features | None) -> list[str]:
+    """What the MQL contract requires and the lead lacks, in ``CONTEXT_FIELDS`` order.
+
+    Empty = complete. No LeadCaptured yet = everything missing.
+    """
+    if not features:
+        return list(CONTEXT_FIELDS)
+    missing = []
+    if not features["has_email"]:
+        missing.append("email")
+    if not features["has_names"]:
+        missing.append("names")
+    if not features["has_company"]:
+        missing.append("company")
+    if features["size_band"] in (None, _UNKNOWN_SIZE):
+        missing.append("size_band")
+    if not features["trigger_actions"]:
+        missing.append("trigger_action")
+    if not features["consent"]:
+        missing.append("consent")
+    return missing

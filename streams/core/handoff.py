@@ -1,0 +1,268 @@
+"""The handoff for one lead: score → MQL → routing request → lifecycle → SLA verdicts.
+
+Pure: given a lead's state (the trace state, which also holds its features, lifecycle and
+SLA bookkeeping) and one event, it updates the state and returns what must be sent. The
+intake agent calls it after the event has been added to the trace; the SLA timer calls
+``on_clock``. Nothing here knows about Faust.
+
+Event time everywhere: every derived event carries the event time of what caused it and a
+deterministic id (uuid5 of the lead and what it is), so a replay of the same inputs derives
+the same events with the same ids, and consumers drop repeats.
+
+SLA verdicts are not kept as live clocks that each event nudges. They are recomputed from
+the facts in the state — when the lead was routed, its touches, its status changes — folded
+in event-time order up to the partition's clock (``sla.due`` before every fact, so a
+deadline that passed before a fact is judged as it would have been live). That makes them
+independent of arrival order; ``sla_done`` makes each clause final the first time it is
+judged, so it is emitted exactly once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from streams import topics
+from streams.core import features as feats
+from streams.core import lifecycle, sla, trace
+from streams.core.contract import EVENT_NAMESPACE, epoch_ms
+from streams.core.routing import RoutingConfig
+from streams.core.scoring import Score, ScoringPolicy
+from streams.topics import TopicSpec
+
+State = dict[str, Any]
+Send = tuple[TopicSpec, str, dict[str, Any]]
+
+TERMINAL = frozenset({"DISQUALIFIED", "CLOSED_WON", "CLOSED_LOST"})
+
+
+class Model(Protocol):
+    version: str
+
+    def score(self, features: dict[str, Any] | None) -> Score: ...
+
+
+@dataclass(frozen=True)
+class Policies:
+    scoring: ScoringPolicy
+    model: Model
+    routing: RoutingConfig
+    contract: sla.Contract
+
+
+def derived_id(lead_id: str, what: str) -> str:
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{lead_id}/{what}"))
+
+
+def _ms(value: Any) -> int:
+    return epoch_ms(value) if isinstance(value, datetime) else int(value)
+
+
+def _step(state: State, kind: str, what: str, at: int, now_ms: int, detail: dict[str, Any],
+          correlation_id: str | None = None) -> None:
+    step = trace.new_step(
+        kind, derived_id(state["lead_id"], what), at, now_ms, source="leadflow",
+        correlation_id=correlation_id, detail=detail,
+    )
+    # Derived steps are never pruned from `seen` before their source, so retention is moot.
+    trace.apply(state, state["lead_id"], step, now_ms=now_ms, retention_ms=1 << 62)
+
+
+def on_event(
+    p: Policies, state: State, kind: str, record: dict[str, Any], *, now_ms: int,
+    clock_ms: int | None = None,
+) -> list[Send]:
+    """Apply a validated record of topic kind lead | activity | status | touch | routed
+    (a LeadRouted) to ``state`` (already holding its trace step); return what to send."""
+    at = _ms(record["occurred_at"])
+    corr = record.get("correlation_id")
+    sends: list[Send] = []
+    if kind in ("lead", "activity"):
+        state["features"] = feats.update(state.get("features"), kind, record)
+        sends += _score(p, state, at, now_ms, corr)
+    elif kind == "status":
+        change = lifecycle.new_change(record)
+        state["lifecycle"], _ = lifecycle.apply(state.get("lifecycle"), change)
+        sends += _after_status(state, at, corr)
+    elif kind == "routed":
+        state["routed"] = {
+            "at": at, "owner": record.get("owner_id"), "queue": record.get("queue"),
+            "tier": record.get("tier") or "STANDARD",
+        }
+        _step(state, trace.StepKind.ROUTED, f"routed/{record['event_id']}", at, now_ms, {
+            "owner": record.get("owner_id"), "queue": record.get("queue"),
+            "rule": record.get("rule"), "candidates": ",".join(record.get("candidates") or ()),
+            "tier": record.get("tier"),
+        }, corr)
+    elif kind != "touch":
+        raise ValueError(f"no handoff for record kind {kind!r}")
+    sends += on_clock(p, state, clock_ms, now_ms=now_ms)
+    return sends
+
+
+def _score(p: Policies, state: State, at: int, now_ms: int, corr: str | None) -> list[Send]:
+    features = state["features"]
+    scored = p.model.score(features)
+    last = state.get("scored")
+    sends: list[Send] = []
+    lead_id = state["lead_id"]
+    threshold = p.scoring.threshold
+    crossed = scored.score >= threshold
+    missing = feats.missing_context(features)
+    if last is None or last["score"] != scored.score or last["version"] != scored.model_version:
+        state["scored"] = {"score": scored.score, "version": scored.model_version, "at": at}
+        what = f"scored/{at}/{scored.model_version}/{scored.score}"
+        sends.append((topics.SCORED, lead_id, {
+            "event_id": derived_id(lead_id, what), "lead_id": lead_id,
+            "score": scored.score, "probability": scored.probability,
+            "model_version": scored.model_version, "threshold": threshold / 100,
+            "is_mql": crossed and not missing, "context_complete": not missing,
+            "top_factors": [
+                {"feature": f.feature, "contribution": f.contribution} for f in scored.factors
+            ],
+            "occurred_at": at, "correlation_id": corr,
+        }))
+        _step(state, trace.StepKind.SCORED, what, at, now_ms, {
+            "score": scored.score, "model": scored.model_version,
+            "top": ", ".join(f"{f.feature} {f.contribution:+g}" for f in scored.factors[:3]),
+        }, corr)
+    if not crossed or state.get("mql_at") is not None:
+        return sends
+    campaign = features.get("campaign_id")
+    if state.get("crossed_at") is None:
+        # Judged once, when the score first crosses: marketing owes complete context then.
+        state["crossed_at"] = at
+        verdict = sla.context_verdict(
+            p.contract, complete=not missing, missing=missing, at_ms=at, campaign_id=campaign,
+        )
+        sends += _verdicts(p, state, [verdict], now_ms, corr)
+        sends.append(_fact(state, "CROSSED", at, complete=not missing, corr=corr))
+    if missing:
+        return sends  # never handed over incomplete; a later capture may complete it
+    state["mql_at"] = at
+    state["lifecycle"], _ = lifecycle.apply(
+        state.get("lifecycle"), lifecycle.system_change(derived_id(lead_id, "mql"), at, "MQL")
+    )
+    tier = feats.tier(features, p.scoring)
+    _step(state, trace.StepKind.MQL, "mql", at, now_ms,
+          {"score": scored.score, "threshold": threshold, "tier": tier}, corr)
+    sends.append(_routing(state, "ROUTE", at, corr, tier=tier))
+    return sends
+
+
+def _routing(state: State, action: str, at: int, corr: str | None, **extra: Any) -> Send:
+    f = state.get("features") or {}
+    lead_id = state["lead_id"]
+    return (topics.ROUTING, lead_id, {
+        "event_id": derived_id(lead_id, f"routing/{action}/{at}"), "lead_id": lead_id,
+        "action": action, "owner_id": extra.get("owner"), "region": f.get("region"),
+        "segment": f.get("size_band"), "industry": f.get("industry"),
+        "tech": list(f.get("tech") or ()), "tier": extra.get("tier") or "STANDARD",
+        "campaign_id": f.get("campaign_id"), "occurred_at": at, "correlation_id": corr,
+    })
+
+
+def _fact(state: State, kind: str, at: int, *, complete: bool, corr: str | None) -> Send:
+    lead_id = state["lead_id"]
+    return (topics.MARKETING, lead_id, {
+        "event_id": derived_id(lead_id, f"fact/{kind}"), "lead_id": lead_id, "fact": kind,
+        "month": sla.month_of(state["crossed_at"]),
+        "campaign_id": (state.get("features") or {}).get("campaign_id"),
+        "complete": complete, "occurred_at": at, "correlation_id": corr,
+    })
+
+
+def _after_status(state: State, at: int, corr: str | None) -> list[Send]:
+    fold = lifecycle.fold(state["lifecycle"])
+    sends: list[Send] = []
+    if state.get("mql_at") is not None and not state.get("dq_counted") and any(
+        t.to_status == "DISQUALIFIED" for t in fold.transitions
+    ):
+        state["dq_counted"] = True
+        sends.append(_fact(state, "DISQUALIFIED", at, complete=True, corr=corr))
+    routed = state.get("routed")
+    if fold.status in TERMINAL and routed and routed.get("owner") and not state.get("released"):
+        state["released"] = True  # the owner's capacity is free again
+        sends.append(_routing(state, "RELEASE", at, corr, owner=routed["owner"]))
+    return sends
+
+
+def on_clock(p: Policies, state: State, clock_ms: int | None, *, now_ms: int) -> list[Send]:
+    """Judge the lead's SLA clauses up to event time ``clock_ms``; send the new verdicts."""
+    routed = state.get("routed")
+    if not routed:
+        return []
+    features = state.get("features") or {}
+    sla_state, verdicts = sla.route_clocks(
+        p.contract, None, tier=routed["tier"], owner=routed["owner"],
+        campaign_id=features.get("campaign_id"), region=features.get("region"),
+        routed_at=routed["at"],
+    )
+    facts: list[tuple[int, str, Any]] = [
+        (s["occurred_at"], s["event_id"], None)
+        for s in state["steps"]
+        if s["kind"] == trace.StepKind.TOUCH and s["occurred_at"] >= routed["at"]
+    ]
+    facts += [
+        (c["occurred_at"], c["event_id"], c)
+        for c in (state.get("lifecycle") or {}).get("changes", ())
+        if not c.get("system") and c["occurred_at"] >= routed["at"]
+    ]
+    facts.sort(key=lambda f: (f[0], f[1]))
+    for at, _, change in facts:
+        if clock_ms is not None and at > clock_ms:
+            break  # not yet judged: the clock has not reached it
+        sla_state, due = sla.due(p.contract, sla_state, at)
+        verdicts += due
+        if change is None:
+            sla_state, got = sla.on_touch(p.contract, sla_state, at)
+        else:
+            sla_state, got = sla.on_status(
+                p.contract, sla_state, at, change["to"],
+                has_reason=bool(change.get("reason")), has_notes=bool(change.get("notes")),
+            )
+        verdicts += got
+    if clock_ms is not None:
+        sla_state, due = sla.due(p.contract, sla_state, clock_ms)
+        verdicts += due
+    state["sla_next"] = sla.next_due(p.contract, sla_state)
+    sends = _verdicts(p, state, verdicts, now_ms, None)
+    if (
+        p.contract.reassign_on_first_touch_breach
+        and state["sla_done"].get(sla.FIRST_TOUCH) == "BREACHED"
+        and not state.get("reassigned")
+        and routed.get("owner")
+    ):
+        state["reassigned"] = True
+        sends.append(_routing(state, "REASSIGN", routed["at"], None, owner=routed["owner"],
+                              tier=routed["tier"]))
+    return sends
+
+
+def _verdicts(
+    p: Policies, state: State, verdicts: list[sla.Verdict], now_ms: int, corr: str | None
+) -> list[Send]:
+    done: dict[str, str] = state.setdefault("sla_done", {})
+    lead_id = state["lead_id"]
+    sends: list[Send] = []
+    for v in verdicts:
+        if v.clause in done:
+            continue  # final the first time it is judged
+        done[v.clause] = v.verdict
+        what = f"sla/{v.clause}"
+        sends.append((topics.SLA, lead_id, {
+            "event_id": derived_id(lead_id, what), "lead_id": lead_id, "party": v.party,
+            "clause": v.clause, "verdict": v.verdict, "deadline": v.deadline,
+            "met_at": v.met_at, "evaluated_at": v.evaluated_at, "owner_id": v.owner_id,
+            "tier": v.tier, "campaign_id": v.campaign_id,
+            "contract_version": p.contract.version, "detail": v.detail,
+            "occurred_at": now_ms, "correlation_id": corr,
+        }))
+        _step(state, trace.StepKind.SLA, what, v.evaluated_at, now_ms, {
+            "clause": v.clause, "verdict": v.verdict, "party": v.party,
+            "deadline": v.deadline, "met_at": v.met_at, "owner": v.owner_id,
+            "detail": v.detail,
+        }, corr)
+    return sends

@@ -1,0 +1,514 @@
+"""The marketing↔sales SLA: a versioned contract in configuration, judged from events.
+
+Sales promises a first touch within a window per tier, a status update at least every so
+often until the lead is closed, and a reason with notes for every disqualification.
+Marketing promises a monthly MQL volume, complete context on each MQL and a ceiling on the
+share of its MQLs that sales disqualifies. Each promise is a *clause*; judging one yields a
+``Verdict`` (MET or BREACHED) stamped with the contract version in force.
+
+Per-lead clocks. State (JSON, mutated in place and returned, like the trace)::
+
+    {"tier", "owner", "campaign_id", "region", "routed_at": ms,
+     "clocks": {"FIRST_TOUCH": {"deadline": ms, "late": ms | None},
+                "STATUS_UPDATE": {"deadline": ms, "late": [[ms, status], ...]}},
+     "done": {clause: "MET" | "BREACHED"}}          (+ "lead_id" when route_clocks got one)
+
+Every clause yields exactly one verdict per lead, ever: ``done`` guards it, and a clock
+leaves ``clocks`` when judged. Events dated before ``routed_at`` are ignored, as are events
+that arrive before routing — the clock had not started — so arrival order cannot decide it.
+
+Out-of-order events. Callers may feed touches and status changes out of event-time order,
+as long as no event arrives after an event (or a ``due`` call) more than ``grace`` later
+than itself. The rule that makes verdicts independent of arrival order under that bound:
+
+* an event at or before the deadline can be credited at once — more in-time events only
+  ever help (status updates move the deadline to ``max(deadline, at + every)``, so one
+  arriving late cannot pull the deadline back);
+* an event after the deadline is only *noted* (``late``) while an earlier, in-time event
+  might still arrive; the clock is judged BREACHED once something dated more than ``grace``
+  after the deadline is seen — a later event of the same clock, or ``due(now)`` — so no
+  in-time event can still come. A noted status update that an in-time update brings within
+  the (moved) deadline is credited instead.
+
+The MET/BREACHED outcome and a breach's deadline are then exact. ``met_at`` names the event
+that settled the clock: it can differ by at most ``grace`` from a replay in event-time order
+(two events within ``grace`` of each other arriving in reverse order), and is None when the
+timer judged the clock before any late event arrived. A MET verdict's ``deadline`` is the one
+in force when the closing event was credited.
+
+Monthly marketing clauses are computed from plain counts per calendar month (UTC);
+``evaluate_month`` is pure, so the agent decides when (``month_due``) and guards exactly-once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+from typing import Any
+
+from streams.core.contract import epoch_ms
+from streams.core.durations import (
+    Calendar,
+    add_business_time,
+    business_time_between,
+    format_duration,
+    parse_duration,
+)
+
+State = dict[str, Any]
+
+FIRST_TOUCH = "FIRST_TOUCH"
+OWNER_ASSIGNED = "OWNER_ASSIGNED"
+STATUS_UPDATE = "STATUS_UPDATE"
+DISQUALIFICATION_REASON = "DISQUALIFICATION_REASON"
+MQL_VOLUME = "MQL_VOLUME"
+DISQUALIFICATION_RATE = "DISQUALIFICATION_RATE"
+CONTEXT_COMPLETE = "CONTEXT_COMPLETE"
+CLAUSES = (FIRST_TOUCH, OWNER_ASSIGNED, STATUS_UPDATE, DISQUALIFICATION_REASON,
+           MQL_VOLUME, DISQUALIFICATION_RATE, CONTEXT_COMPLETE)
+SALES, MARKETING = "SALES", "MARKETING"
+MET, BREACHED = "MET", "BREACHED"
+TERMINAL = frozenset({"DISQUALIFIED", "CLOSED_WON", "CLOSED_LOST"})
+KINDS = ("mqls", "disqualified", "complete")
+NO_CAMPAIGN = "(none)"  # JSON keys must be strings; leads without a campaign count here
+
+DEFAULT_VERSION = "2026-11"
+_HOUR = 3600 * 1000
+_DAY = 24 * _HOUR
+
+
+@dataclass(frozen=True)
+class Verdict:
+    clause: str
+    party: str
+    verdict: str
+    deadline: int | None
+    met_at: int | None
+    evaluated_at: int
+    owner_id: str | None = None
+    tier: str | None = None
+    campaign_id: str | None = None
+    detail: str = ""
+    scope: str | None = None
+    version: str = ""
+    lead_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def _table(section: Mapping[str, Any], key: str, where: str, known: Iterable[str]) -> Mapping:
+    value = section.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}.{key} must be a table, got {value!r}")
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise ValueError(f"{where}.{key}: unknown key(s) {unknown}")
+    return value
+
+
+def _duration(section: Mapping, key: str, where: str, default: int) -> int:
+    if key not in section:
+        return default
+    try:
+        return parse_duration(section[key])
+    except ValueError as exc:
+        raise ValueError(f"{where}.{key}: {exc}") from None
+
+
+def _flag(section: Mapping, key: str, where: str, default: bool) -> bool:
+    value = section.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}.{key} must be true or false, got {value!r}")
+    return value
+
+
+def _number(section: Mapping, key: str, where: str, default: float, *, share: bool) -> Any:
+    value = section.get(key, default)
+    ok_type = (int, float) if share else (int,)
+    if isinstance(value, bool) or not isinstance(value, ok_type):
+        kind = "a number between 0 and 1" if share else "a whole number"
+        raise ValueError(f"{where}.{key} must be {kind}, got {value!r}")
+    if value < 0 or (share and value > 1):
+        raise ValueError(f"{where}.{key} must be {'in [0, 1]' if share else '>= 0'}: {value!r}")
+    return float(value) if share else value
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The SLA in force. Durations are milliseconds; mappings are read-only by convention."""
+
+    version: str = DEFAULT_VERSION
+    grace_ms: int = 60_000
+    first_touch_ms: Mapping[str, int] = field(
+        default_factory=lambda: {"HAND_RAISER": 15 * 60_000, "STANDARD": 24 * _HOUR},
+        hash=False,
+    )
+    business_hours: bool = False
+    status_update_every_ms: int = 48 * _HOUR
+    require_disqualification_reason: bool = True
+    reassign_on_first_touch_breach: bool = False
+    min_mqls_per_month: int = 250
+    max_disqualification_rate: float = 0.30
+    min_context_complete: float = 0.90
+    settle_ms: int = 14 * _DAY
+    calendars: Mapping[str, Calendar] = field(
+        default_factory=lambda: {"default": Calendar()}, hash=False
+    )
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> Contract:
+        """The contract from the ``[sla]`` TOML table; missing keys take the defaults,
+        unknown keys and bad values raise ``ValueError`` naming the key."""
+        if not isinstance(section, Mapping):
+            raise ValueError(f"sla must be a table, got {section!r}")
+        base = cls()
+        unknown = sorted(set(section) - {"version", "grace", "sales", "marketing", "calendar"})
+        if unknown:
+            raise ValueError(f"sla: unknown key(s) {unknown}")
+        version = section.get("version", base.version)
+        if not isinstance(version, str) or not version.strip():
+            raise ValueError(f"sla.version must be a non-empty string, got {version!r}")
+        sales = _table(section, "sales", "sla", ("first_touch", "business_hours",
+                       "status_update_every", "require_disqualification_reason",
+                       "reassign_on_first_touch_breach"))
+        marketing = _table(section, "marketing", "sla", ("min_mqls_per_month",
+                           "max_disqualification_rate", "min_context_complete", "settle"))
+        # Tiers given override the defaults one by one; the others keep their default window.
+        first_touch = dict(base.first_touch_ms)
+        windows = sales.get("first_touch", {})
+        if not isinstance(windows, Mapping) or ("first_touch" in sales and not windows):
+            raise ValueError(f"sla.sales.first_touch must be a table tier = window: {windows!r}")
+        for tier in windows:
+            first_touch[str(tier)] = _duration(windows, tier, "sla.sales.first_touch", 0)
+            if first_touch[str(tier)] <= 0:
+                raise ValueError(f"sla.sales.first_touch.{tier} must be longer than zero")
+        calendars = {"default": base.calendars["default"]}
+        cal_section = section.get("calendar", {})
+        if not isinstance(cal_section, Mapping):
+            raise ValueError(f"sla.calendar must be a table, got {cal_section!r}")
+        try:
+            calendars["default"] = Calendar.from_config(dict(cal_section.get("default", {})))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"sla.calendar.default: {exc}") from None
+        for region, spec in cal_section.items():
+            if region == "default":
+                continue
+            try:  # regions inherit whatever they leave out from the default calendar
+                calendars[str(region)] = Calendar.from_config(spec, calendars["default"])
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"sla.calendar.{region}: {exc}") from None
+        s, m = "sla.sales", "sla.marketing"
+        every = _duration(sales, "status_update_every", s, base.status_update_every_ms)
+        if every <= 0:
+            raise ValueError("sla.sales.status_update_every must be longer than zero")
+        return cls(
+            version=version.strip(),
+            grace_ms=_duration(section, "grace", "sla", base.grace_ms),
+            first_touch_ms=first_touch,
+            business_hours=_flag(sales, "business_hours", s, base.business_hours),
+            status_update_every_ms=every,
+            require_disqualification_reason=_flag(sales, "require_disqualification_reason", s,
+                                                  base.require_disqualification_reason),
+            reassign_on_first_touch_breach=_flag(sales, "reassign_on_first_touch_breach", s,
+                                                 base.reassign_on_first_touch_breach),
+            min_mqls_per_month=_number(marketing, "min_mqls_per_month", m,
+                                       base.min_mqls_per_month, share=False),
+            max_disqualification_rate=_number(marketing, "max_disqualification_rate", m,
+                                              base.max_disqualification_rate, share=True),
+            min_context_complete=_number(marketing, "min_context_complete", m,
+                                         base.min_context_complete, share=True),
+            settle_ms=_duration(marketing, "settle", m, base.settle_ms),
+            calendars=calendars,
+        )
+
+    def calendar_for(self, region: str | None) -> Calendar:
+        """The business calendar of a lead's region ("default" for any other region)."""
+        return self.calendars.get(region or "default") or self.calendars["default"]
+
+    def first_touch_window(self, tier: str | None) -> int:
+        """The tier's first-touch window; an unlisted tier gets STANDARD's (else the longest,
+        so an unknown tier is never held to a tighter promise than any listed one)."""
+        windows = self.first_touch_ms
+        if tier in windows:
+            return windows[tier]
+        return windows.get("STANDARD", max(windows.values()))
+
+    def first_touch_deadline(self, routed_at: int, tier: str | None, region: str | None) -> int:
+        window = self.first_touch_window(tier)
+        if self.business_hours:
+            return add_business_time(routed_at, window, self.calendar_for(region))
+        return routed_at + window
+
+
+# --- per-lead clocks ---------------------------------------------------------------------------
+
+
+def _ms(value: int | datetime) -> int:
+    return epoch_ms(value) if isinstance(value, datetime) else int(value)
+
+
+def _verdict(contract: Contract, state: State, clause: str, party: str, verdict: str, *,
+             deadline: int | None, met_at: int | None, at: int, detail: str) -> Verdict:
+    state["done"][clause] = verdict
+    state["clocks"].pop(clause, None)
+    return Verdict(clause, party, verdict, deadline, met_at, at, state.get("owner"),
+                   state.get("tier"), state.get("campaign_id"), detail, None, contract.version,
+                   state.get("lead_id"))
+
+
+def route_clocks(contract: Contract, state: State | None, *, tier: str, owner: str | None,
+                 campaign_id: str | None, region: str | None, routed_at: int | datetime,
+                 lead_id: str | None = None) -> tuple[State, list[Verdict]]:
+    """Start a routed lead's clocks and judge OWNER_ASSIGNED. Routing the same lead again
+    (reassignment) only records the new owner: clocks keep running, verdicts stay single."""
+    if state is not None and state.get("routed_at") is not None:
+        state["owner"] = owner
+        return state, []
+    at = _ms(routed_at)
+    state = {"tier": tier, "owner": owner, "campaign_id": campaign_id, "region": region,
+             "routed_at": at, "clocks": {}, "done": {}}
+    if lead_id is not None:
+        state["lead_id"] = lead_id
+    state["clocks"][FIRST_TOUCH] = {
+        "deadline": contract.first_touch_deadline(at, tier, region), "late": None}
+    state["clocks"][STATUS_UPDATE] = {
+        "deadline": at + contract.status_update_every_ms, "late": []}
+    detail = f"assigned to {owner}" if owner else "no rep could take the lead"
+    verdict = _verdict(contract, state, OWNER_ASSIGNED, SALES, MET if owner else BREACHED,
+                       deadline=at, met_at=at if owner else None, at=at, detail=detail)
+    return state, [verdict]
+
+
+def _elapsed(contract: Contract, state: State, at: int) -> str:
+    if contract.business_hours:
+        cal = contract.calendar_for(state.get("region"))
+        return format_duration(business_time_between(state["routed_at"], at, cal)) + " business"
+    return format_duration(at - state["routed_at"])
+
+
+def _touch_breach(contract: Contract, state: State, clock: dict) -> Verdict:
+    deadline, late = clock["deadline"], clock["late"]
+    window = format_duration(contract.first_touch_window(state.get("tier")))
+    if late is None:
+        detail = f"no touch within {window}"
+    else:
+        detail = f"first touch {format_duration(late - deadline)} late (window {window})"
+    at = deadline if late is None else late
+    return _verdict(contract, state, FIRST_TOUCH, SALES, BREACHED, deadline=deadline,
+                    met_at=late, at=at, detail=detail)
+
+
+def on_touch(contract: Contract, state: State | None, at_ms: int | datetime
+             ) -> tuple[State | None, list[Verdict]]:
+    """A sales touch: FIRST_TOUCH is MET by a touch at or before the deadline; a touch after it
+    is noted and the clock judged BREACHED (met_at = that touch) once it is past doubt."""
+    at = _ms(at_ms)
+    clock = (state or {}).get("clocks", {}).get(FIRST_TOUCH)
+    if clock is None or at < state["routed_at"]:
+        return state, []
+    if at <= clock["deadline"]:
+        window = format_duration(contract.first_touch_window(state.get("tier")))
+        detail = f"first touch after {_elapsed(contract, state, at)} (window {window})"
+        return state, [_verdict(contract, state, FIRST_TOUCH, SALES, MET,
+                                deadline=clock["deadline"], met_at=at, at=at, detail=detail)]
+    clock["late"] = at if clock["late"] is None else min(clock["late"], at)
+    if at - contract.grace_ms > clock["deadline"]:
+        return state, [_touch_breach(contract, state, clock)]
+    return state, []
+
+
+def _settle_status(contract: Contract, state: State, clock: dict, horizon: int | None
+                   ) -> list[Verdict]:
+    """Credit noted updates the deadline now covers (in time order), then judge the clock
+    BREACHED if something past deadline + grace has been seen (``horizon``)."""
+    every = contract.status_update_every_ms
+    late = clock["late"]
+    while late and late[0][0] <= clock["deadline"]:
+        at, status = late.pop(0)
+        if status in TERMINAL:
+            detail = f"{status} with every update within {format_duration(every)}"
+            return [_verdict(contract, state, STATUS_UPDATE, SALES, MET,
+                             deadline=clock["deadline"], met_at=at, at=at, detail=detail)]
+        clock["deadline"] = max(clock["deadline"], at + every)
+    seen = late[-1][0] if late else None
+    if horizon is not None:
+        seen = horizon if seen is None else max(seen, horizon)
+    if seen is None or seen - contract.grace_ms <= clock["deadline"]:
+        return []
+    deadline = clock["deadline"]
+    if late:
+        first = late[0][0]
+        gap = format_duration(first - deadline)
+        detail = f"status update {gap} late (every {format_duration(every)})"
+        return [_verdict(contract, state, STATUS_UPDATE, SALES, BREACHED, deadline=deadline,
+                         met_at=first, at=first, detail=detail)]
+    detail = f"no status update within {format_duration(every)}"
+    return [_verdict(contract, state, STATUS_UPDATE, SALES, BREACHED, deadline=deadline,
+                     met_at=None, at=deadline, detail=detail)]
+
+
+def on_status(contract: Contract, state: State | None, at_ms: int | datetime, status: str, *,
+              has_reason: bool, has_notes: bool) -> tuple[State | None, list[Verdict]]:
+    """A CRM status change of a routed lead: feeds the STATUS_UPDATE chain (an update in time
+    moves the deadline to at + every; a terminal status in time is MET; an update after the
+    deadline is BREACHED, met_at = it) and judges DISQUALIFICATION_REASON on DISQUALIFIED."""
+    at = _ms(at_ms)
+    if state is None or state.get("routed_at") is None or at < state["routed_at"]:
+        return state, []
+    verdicts: list[Verdict] = []
+    clock = state["clocks"].get(STATUS_UPDATE)
+    if clock is not None:
+        clock["late"].append([at, status])
+        clock["late"].sort()
+        verdicts += _settle_status(contract, state, clock, None)
+    if status == "DISQUALIFIED" and DISQUALIFICATION_REASON not in state["done"]:
+        missing = [name for name, ok in (("reason", has_reason), ("notes", has_notes)) if not ok]
+        if not contract.require_disqualification_reason:
+            ok, detail = True, "reason and notes not required by the contract"
+        else:
+            ok = not missing
+            detail = "reason and notes given" if ok else "missing: " + ", ".join(missing)
+        verdicts.append(_verdict(contract, state, DISQUALIFICATION_REASON, SALES,
+                                 MET if ok else BREACHED, deadline=None,
+                                 met_at=at if ok else None, at=at, detail=detail))
+    return state, verdicts
+
+
+def due(contract: Contract, state: State | None, now_ms: int | datetime
+        ) -> tuple[State | None, list[Verdict]]:
+    """Judge every open clock whose deadline + grace < now: BREACHED at the deadline (met_at
+    None), or at the first late event if one was noted (touched or updated, but late)."""
+    if state is None:
+        return state, []
+    now = _ms(now_ms)
+    verdicts: list[Verdict] = []
+    touch = state["clocks"].get(FIRST_TOUCH)
+    if touch is not None and touch["deadline"] + contract.grace_ms < now:
+        verdicts.append(_touch_breach(contract, state, touch))
+    status = state["clocks"].get(STATUS_UPDATE)
+    if status is not None:
+        verdicts += _settle_status(contract, state, status, now)
+    verdicts.sort(key=lambda v: (v.evaluated_at, v.clause))
+    return state, verdicts
+
+
+def next_due(contract: Contract, state: State | None) -> int | None:
+    """When ``due`` will next have something to judge: the earliest open deadline + grace,
+    plus 1 ms (due judges strictly after deadline + grace, so ``due(c, s, next_due(c, s))``
+    always fires). None when no clock is open."""
+    clocks = (state or {}).get("clocks") or {}
+    deadlines = [clock["deadline"] for clock in clocks.values()]
+    return min(deadlines) + contract.grace_ms + 1 if deadlines else None
+
+
+def context_verdict(contract: Contract, *, lead_id: str | None = None, complete: bool,
+                    missing: list[str], at_ms: int | datetime, campaign_id: str | None,
+                    owner_id: str | None = None, tier: str | None = None) -> Verdict:
+    """CONTEXT_COMPLETE for one MQL (marketing's promise): MET iff nothing is missing."""
+    at = _ms(at_ms)
+    ok = complete and not missing
+    detail = "context complete" if ok else "missing: " + ", ".join(missing or ["(unspecified)"])
+    return Verdict(CONTEXT_COMPLETE, MARKETING, MET if ok else BREACHED, None,
+                   at if ok else None, at, owner_id, tier, campaign_id, detail, None,
+                   contract.version, lead_id)
+
+
+# --- monthly marketing clauses -----------------------------------------------------------------
+
+_MONTH = re.compile(r"(\d{4})-(\d{2})")
+
+
+def month_of(ms: int | datetime) -> str:
+    """The calendar month (UTC) of an instant, "YYYY-MM"."""
+    moment = datetime.fromtimestamp(_ms(ms) // 1000, UTC)
+    return f"{moment.year:04d}-{moment.month:02d}"
+
+
+def month_end(month: str) -> int:
+    """The first millisecond of the month after ``month`` ("YYYY-MM"), UTC."""
+    match = _MONTH.fullmatch(month) if isinstance(month, str) else None
+    if match is None or not 1 <= int(match.group(2)) <= 12:
+        raise ValueError(f"bad month {month!r}: expected 'YYYY-MM'")
+    year, mon = int(match.group(1)), int(match.group(2))
+    year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
+    return epoch_ms(datetime(year, mon, 1, tzinfo=UTC))
+
+
+def month_due(contract: Contract, month: str) -> tuple[int, int]:
+    """(when volume and context share can be judged, when the DQ rate can): the month end,
+    and the month end + settle (sales needs time to disposition the month's MQLs)."""
+    end = month_end(month)
+    return end, end + contract.settle_ms
+
+
+def count(month_state: State | None, kind: str, campaign: str | None, n: int = 1) -> State:
+    """Add ``n`` to ``kind`` ("mqls", "disqualified", "complete") for ``campaign`` in one
+    month's counts (created when None). Count a disqualification under the month the lead
+    became an MQL: the rate is of that month's MQLs. Deduplication is the caller's."""
+    if kind not in KINDS:
+        raise ValueError(f"bad count kind {kind!r}: expected one of {', '.join(KINDS)}")
+    state = month_state if month_state is not None else {k: {} for k in KINDS}
+    bucket = state.setdefault(kind, {})
+    key = campaign or NO_CAMPAIGN
+    bucket[key] = bucket.get(key, 0) + n
+    return state
+
+
+def _share(limit: float) -> Fraction:
+    # The decimal as written in the config (0.3 is 3/10, not its binary neighbour), so a rate
+    # exactly at the limit compares as people expect.
+    return Fraction(repr(limit))
+
+
+def _pct(value: Fraction | float) -> str:
+    return f"{float(value) * 100:.1f}%"
+
+
+def evaluate_month(contract: Contract, month: str, counts: State | None, *,
+                   clauses: Iterable[str] | None = None) -> list[Verdict]:
+    """The marketing verdicts of ``month`` from its counts: MQL_VOLUME (total >= min),
+    CONTEXT_COMPLETE (share of complete MQLs >= min) and DISQUALIFICATION_RATE overall and per
+    campaign (rate <= max). No MQLs → no share or rate verdict. ``clauses`` filters."""
+    wanted = set(CLAUSES if clauses is None else clauses)
+    counts = counts or {}
+    mqls, dqs, complete = (counts.get(k) or {} for k in KINDS)
+    end, settled = month_due(contract, month)
+    total, total_dq, total_complete = sum(mqls.values()), sum(dqs.values()), sum(complete.values())
+    v = contract.version
+    out: list[Verdict] = []
+    if MQL_VOLUME in wanted:
+        ok = total >= contract.min_mqls_per_month
+        detail = f"{total} MQLs {'>=' if ok else '<'} {contract.min_mqls_per_month}"
+        out.append(Verdict(MQL_VOLUME, MARKETING, MET if ok else BREACHED, end, None, end,
+                           detail=detail, scope=month, version=v))
+    if CONTEXT_COMPLETE in wanted and total:
+        share = Fraction(total_complete, total)
+        ok = share >= _share(contract.min_context_complete)
+        detail = (f"{total_complete} of {total} MQLs complete ({_pct(share)}) "
+                  f"{'>=' if ok else '<'} {_pct(contract.min_context_complete)}")
+        out.append(Verdict(CONTEXT_COMPLETE, MARKETING, MET if ok else BREACHED, end, None, end,
+                           detail=detail, scope=month, version=v))
+    if DISQUALIFICATION_RATE in wanted:
+        limit = _share(contract.max_disqualification_rate)
+        rows = [(None, month, total, total_dq)] + [
+            (c, f"{month}/{c}", mqls.get(c, 0), dqs.get(c, 0)) for c in sorted(set(mqls) | set(dqs))
+        ]
+        for campaign, scope, n, dq in rows:
+            if not n:
+                continue
+            rate = Fraction(dq, n)
+            ok = rate <= limit
+            detail = (f"{dq} of {n} MQLs disqualified ({_pct(rate)}) "
+                      f"{'<=' if ok else '>'} {_pct(limit)}")
+            out.append(Verdict(DISQUALIFICATION_RATE, MARKETING, MET if ok else BREACHED,
+                               settled, None, settled,
+                               campaign_id=None if campaign == NO_CAMPAIGN else campaign,
+                               detail=detail, scope=scope, version=v))
+    return out

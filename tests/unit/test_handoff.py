@@ -1,0 +1,140 @@
+"""The handoff for one lead, pure: score → MQL → route request → verdicts, in event time."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams import policies, topics
+from streams.core import handoff, payloads, trace
+from streams.core.contract import epoch_ms
+from streams.settings import Settings
+
+EXAMPLES = Path(__file__).parents[3] / "shared" / "examples"
+MIN = 60_000
+HOUR = 60 * MIN
+T0 = epoch_ms(datetime(2026, 11, 16, 15, 0, tzinfo=UTC))  # a Monday, office hours in the US
+
+
+@pytest.fixture(scope="module")
+def p() -> handoff.Policies:
+    return policies.load(Settings.load(toml_path=Path(__file__).parents[2] / "leadflow.toml"))
+
+
+def lead(**changes: Any) -> dict[str, Any]:
+    body = json.loads((EXAMPLES / "lead-captured.json").read_text())
+    body.update(changes)
+    record = payloads.lead_from_json(body)
+    record["occurred_at"] = T0
+    return record
+
+
+def status(lead_id: str, new: str, at: int, reason: str | None = None) -> dict[str, Any]:
+    return {"event_id": str(uuid.uuid4()), "lead_id": lead_id, "new_status": new,
+            "previous_status": None, "disqualification_reason": reason,
+            "sales_notes": "notes" if reason else None, "updated_by": "rep-amy",
+            "occurred_at": at, "source_system": "crm", "correlation_id": None}
+
+
+def touch(lead_id: str, at: int) -> dict[str, Any]:
+    return {"event_id": str(uuid.uuid4()), "lead_id": lead_id, "touch_id": str(uuid.uuid4()),
+            "rep_id": "rep-amy", "channel": "CALL", "outcome": "CONNECTED", "occurred_at": at,
+            "source_system": "crm", "correlation_id": None}
+
+
+def feed(p: handoff.Policies, state: dict | None, kind: str, record: dict, clock: int | None):
+    state = state or trace.new_state(record["lead_id"])
+    if kind in ("lead", "activity", "status", "touch"):
+        state, _ = trace.apply(state, record["lead_id"], trace.step_from_record(
+            kind, record, record["occurred_at"]), now_ms=record["occurred_at"], retention_ms=HOUR)
+    return state, handoff.on_event(p, state, kind, record, now_ms=0, clock_ms=clock)
+
+
+def routed(sends: list[handoff.Send], owner: str | None = "rep-amy") -> dict[str, Any]:
+    (request,) = [r for s, _, r in sends if s is topics.ROUTING]
+    return {"event_id": str(uuid.uuid4()), "lead_id": request["lead_id"], "owner_id": owner,
+            "queue": "unassigned", "rule": "territory", "candidates": [owner] if owner else [],
+            "tier": request["tier"], "occurred_at": request["occurred_at"]}
+
+
+def verdicts(sends: list[handoff.Send]) -> dict[str, str]:
+    return {r["clause"]: r["verdict"] for s, _, r in sends if s is topics.SLA}
+
+
+def test_a_sales_ready_lead_is_scored_handed_over_once_and_routed(p):
+    record = lead()
+    state, sends = feed(p, None, "lead", record, None)
+    kinds = [s.name for s, _, _ in sends]
+    assert kinds.count(topics.SCORED.name) == 1 and kinds.count(topics.ROUTING.name) == 1
+    assert verdicts(sends) == {"CONTEXT_COMPLETE": "MET"}
+    assert state["mql_at"] == T0
+    again = lead(eventId=str(uuid.uuid4()))
+    again["occurred_at"] = T0 + MIN
+    state, sends = feed(p, state, "lead", again, None)
+    assert all(s is not topics.ROUTING for s, _, _ in sends)  # MQL once
+
+
+def test_crossing_without_context_is_marketings_breach_and_is_not_handed_over(p):
+    record = lead(companySize=None)  # size band unknown: the MQL contract is not met
+    state, sends = feed(p, None, "lead", record, None)
+    assert verdicts(sends) == {"CONTEXT_COMPLETE": "BREACHED"}
+    assert all(s is not topics.ROUTING for s, _, _ in sends)
+    assert state.get("mql_at") is None
+
+
+def test_first_touch_and_status_updates_are_judged_in_event_time(p):
+    state, sends = feed(p, None, "lead", lead(), None)
+    lead_id = state["lead_id"]
+    state, sends = feed(p, state, "routed", routed(sends), T0)
+    assert verdicts(sends) == {"OWNER_ASSIGNED": "MET"}
+    state, sends = feed(p, state, "touch", touch(lead_id, T0 + 2 * HOUR), T0 + 2 * HOUR)
+    assert verdicts(sends) == {"FIRST_TOUCH": "MET"}
+    state, sends = feed(p, state, "status", status(lead_id, "DISQUALIFIED", T0 + 3 * HOUR),
+                        T0 + 3 * HOUR)
+    assert verdicts(sends) == {"STATUS_UPDATE": "MET", "DISQUALIFICATION_REASON": "BREACHED"}
+    assert any(s is topics.ROUTING and r["action"] == "RELEASE" for s, _, r in sends)
+    assert state["sla_done"] == {"CONTEXT_COMPLETE": "MET", "OWNER_ASSIGNED": "MET",
+                                 "FIRST_TOUCH": "MET", "STATUS_UPDATE": "MET",
+                                 "DISQUALIFICATION_REASON": "BREACHED"}
+
+
+def test_a_deadline_passes_only_when_the_clock_does_and_is_judged_once(p):
+    state, sends = feed(p, None, "lead", lead(), None)
+    state, _ = feed(p, state, "routed", routed(sends), T0)
+    deadline = state["sla_next"]
+    assert deadline is not None
+    assert verdicts(handoff.on_clock(p, state, deadline - 1, now_ms=0)) == {}
+    assert verdicts(handoff.on_clock(p, state, deadline + 1, now_ms=0))["FIRST_TOUCH"] == (
+        "BREACHED"
+    )
+    assert verdicts(handoff.on_clock(p, state, deadline + HOUR, now_ms=0)) == {}
+
+
+def test_verdicts_do_not_depend_on_arrival_order(p):
+    first = lead()
+    lead_id = first["lead_id"]
+    _, sends = feed(p, None, "lead", first, None)
+    route = routed(sends)
+    events = [
+        ("routed", route), ("touch", touch(lead_id, T0 + 30 * HOUR)),
+        ("status", status(lead_id, "WORKING", T0 + 31 * HOUR)),
+        ("status", status(lead_id, "DISQUALIFIED", T0 + 90 * HOUR, reason="no_budget")),
+    ]
+    results = set()
+    for order in itertools.permutations(events):
+        state, _ = feed(p, None, "lead", first, None)
+        for kind, record in order:
+            state, _ = feed(p, state, kind, record, None)
+        handoff.on_clock(p, state, T0 + 200 * HOUR, now_ms=0)
+        results.add(json.dumps(state["sla_done"], sort_keys=True))
+    assert len(results) == 1
+    assert json.loads(results.pop()) == {
+        "CONTEXT_COMPLETE": "MET", "OWNER_ASSIGNED": "MET", "FIRST_TOUCH": "BREACHED",
+        "STATUS_UPDATE": "BREACHED", "DISQUALIFICATION_REASON": "MET",
+    }
