@@ -1,0 +1,72 @@
+"""The handoff through the embedded broker: HTTP in → scored, MQL, routed, judged, summarised."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from streams.views import get_json
+from tests.conftest import Worker
+from tests.integration.test_intake import example, post, signed
+
+
+def wait_kinds(worker: Worker, lead_id: str, want: dict[str, int], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    body: Any = None
+    while time.monotonic() < deadline:
+        status, body = get_json(f"{worker.base_url}/v1/leads/{lead_id}/trace")
+        if status == 200:
+            kinds = body["summary"]["by_kind"]
+            if all(kinds.get(k, 0) >= n for k, n in want.items()):
+                return body
+        time.sleep(0.2)
+    raise AssertionError(f"trace of {lead_id} never had {want}: {body}")
+
+
+def test_a_sales_ready_lead_is_routed_touched_and_judged(worker: Worker) -> None:
+    lead_id = str(uuid.uuid4())
+    now = datetime.now(UTC)
+    lead = json.loads(example("lead-captured.json"))
+    lead.update(leadId=lead_id, email=f"{lead_id[:8]}@example.org",
+                timestamp=(now - timedelta(minutes=30)).isoformat())
+    assert post(worker.base_url, "/v1/leads", json.dumps(lead).encode())[0] == 202
+    body = wait_kinds(worker, lead_id, {"SCORED": 1, "MQL": 1, "ROUTED": 1})
+    routed = next(s for s in body["steps"] if s["kind"] == "ROUTED")
+    assert routed["detail"]["rule"] == "territory" and routed["detail"]["tier"] == "STANDARD"
+    verdicts = {v["clause"]: v["verdict"] for v in body["summary"]["sla"]}
+    assert verdicts == {"CONTEXT_COMPLETE": "MET", "OWNER_ASSIGNED": "MET"}
+
+    touch = json.loads(example("crm-lead-touch-logged.json"))
+    touch["payload"].update(leadId=lead_id, timestamp=now.isoformat())
+    raw = json.dumps(touch).encode()
+    assert post(worker.base_url, "/v1/webhooks/crm", raw, signed(raw))[0] == 202
+    body = wait_kinds(worker, lead_id, {"TOUCH": 1, "SLA": 3})
+    sla = {v["clause"]: v for v in body["summary"]["sla"]}
+    assert sla["FIRST_TOUCH"]["verdict"] == "MET"
+    touch_row = next(s for s in body["steps"] if s["kind"] == "TOUCH")
+    assert touch_row["wait"] == "human" and body["summary"]["human_ms"] > 0
+
+    status, summary = get_json(f"{worker.base_url}/v1/sla")
+    assert status == 200
+    assert summary["overall"]["met"] >= 3
+    owner = routed["detail"]["owner"]
+    assert summary["by_owner"][owner]["clauses"]["FIRST_TOUCH"]["met"] >= 1
+
+
+def test_a_deadline_nobody_meets_is_breached_once_by_the_clock(worker: Worker) -> None:
+    lead_id = str(uuid.uuid4())
+    lead = json.loads(example("lead-captured.json"))
+    # Two days ago: both the 24 h first touch and the 48 h status update have passed, and
+    # once the partition is idle the clock follows the wall clock and judges them.
+    lead.update(leadId=lead_id, email=f"{lead_id[:8]}@example.org",
+                timestamp=(datetime.now(UTC) - timedelta(hours=49)).isoformat())
+    assert post(worker.base_url, "/v1/leads", json.dumps(lead).encode())[0] == 202
+    body = wait_kinds(worker, lead_id, {"SLA": 4}, timeout=60)
+    verdicts = [(v["clause"], v["verdict"]) for v in body["summary"]["sla"]]
+    assert ("FIRST_TOUCH", "BREACHED") in verdicts and ("STATUS_UPDATE", "BREACHED") in verdicts
+    time.sleep(3)  # more clock ticks judge nothing twice
+    again = wait_kinds(worker, lead_id, {"SLA": 4})
+    assert len(again["summary"]["sla"]) == len(verdicts) == 4
