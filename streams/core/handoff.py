@@ -233,6 +233,7 @@ def on_clock(p: Policies, state: State, clock_ms: int | None, *, now_ms: int) ->
         p.contract.reassign_on_first_touch_breach
         and state["sla_done"].get(sla.FIRST_TOUCH) == "BREACHED"
         and not state.get("reassigned")
+        and not state.get("released")  # closed already: nothing to reassign
         and routed.get("owner")
     ):
         state["reassigned"] = True

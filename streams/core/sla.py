@@ -102,42 +102,59 @@ class Verdict:
 
 # --- configuration ---------------------------------------------------------------------------
 
-
-def _table(section: Mapping[str, Any], key: str, where: str, known: Iterable[str]) -> Mapping:
-    value = section.get(key, {})
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{where}.{key} must be a table, got {value!r}")
-    unknown = sorted(set(value) - set(known))
-    if unknown:
-        raise ValueError(f"{where}.{key}: unknown key(s) {unknown}")
-    return value
-
-
-def _duration(section: Mapping, key: str, where: str, default: int) -> int:
-    if key not in section:
-        return default
-    try:
-        return parse_duration(section[key])
-    except ValueError as exc:
-        raise ValueError(f"{where}.{key}: {exc}") from None
-
-
-def _flag(section: Mapping, key: str, where: str, default: bool) -> bool:
-    value = section.get(key, default)
-    if not isinstance(value, bool):
-        raise ValueError(f"{where}.{key} must be true or false, got {value!r}")
-    return value
+# (table, key, Contract field, kind). Kinds: duration, period (a duration > 0), flag,
+# count (int >= 0), share (a number in [0, 1]).
+_SCALARS = (
+    ("", "grace", "grace_ms", "duration"),
+    ("sales", "business_hours", "business_hours", "flag"),
+    ("sales", "status_update_every", "status_update_every_ms", "period"),
+    ("sales", "require_disqualification_reason", "require_disqualification_reason", "flag"),
+    ("sales", "reassign_on_first_touch_breach", "reassign_on_first_touch_breach", "flag"),
+    ("marketing", "min_mqls_per_month", "min_mqls_per_month", "count"),
+    ("marketing", "max_disqualification_rate", "max_disqualification_rate", "share"),
+    ("marketing", "min_context_complete", "min_context_complete", "share"),
+    ("marketing", "settle", "settle_ms", "duration"),
+)
+_KNOWN = {
+    "": {"version", "grace", "sales", "marketing", "calendar"},
+    "sales": {key for table, key, _, _ in _SCALARS if table == "sales"} | {"first_touch"},
+    "marketing": {key for table, key, _, _ in _SCALARS if table == "marketing"},
+}
 
 
-def _number(section: Mapping, key: str, where: str, default: float, *, share: bool) -> Any:
-    value = section.get(key, default)
-    ok_type = (int, float) if share else (int,)
-    if isinstance(value, bool) or not isinstance(value, ok_type):
-        kind = "a number between 0 and 1" if share else "a whole number"
-        raise ValueError(f"{where}.{key} must be {kind}, got {value!r}")
-    if value < 0 or (share and value > 1):
-        raise ValueError(f"{where}.{key} must be {'in [0, 1]' if share else '>= 0'}: {value!r}")
-    return float(value) if share else value
+def _value(value: Any, kind: str, name: str) -> Any:
+    if kind in ("duration", "period"):
+        try:
+            ms = parse_duration(value)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        if kind == "period" and ms <= 0:
+            raise ValueError(f"{name} must be longer than zero, got {value!r}")
+        return ms
+    if kind == "flag":
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int if kind == "count" else int | float):
+        expected = "a whole number" if kind == "count" else "a number between 0 and 1"
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    if value < 0 or (kind == "share" and value > 1):
+        raise ValueError(f"{name} must be {'in [0, 1]' if kind == 'share' else '>= 0'}: {value!r}")
+    return float(value) if kind == "share" else value
+
+
+def _calendars(section: Any) -> dict[str, Calendar]:
+    if not isinstance(section, Mapping):
+        raise ValueError(f"sla.calendar must be a table, got {section!r}")
+    calendars: dict[str, Calendar] = {}
+    # The default first: regions inherit whatever they leave out from it.
+    for region in ["default", *(r for r in section if r != "default")]:
+        try:
+            spec = section.get(region, {})
+            calendars[str(region)] = Calendar.from_config(spec, calendars.get("default"))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"sla.calendar.{region}: {exc}") from None
+    return calendars
 
 
 @dataclass(frozen=True)
@@ -168,65 +185,34 @@ class Contract:
         unknown keys and bad values raise ``ValueError`` naming the key."""
         if not isinstance(section, Mapping):
             raise ValueError(f"sla must be a table, got {section!r}")
-        base = cls()
-        unknown = sorted(set(section) - {"version", "grace", "sales", "marketing", "calendar"})
-        if unknown:
-            raise ValueError(f"sla: unknown key(s) {unknown}")
-        version = section.get("version", base.version)
+        tables: dict[str, Mapping[str, Any]] = {"": section}
+        for name in ("sales", "marketing"):
+            tables[name] = section.get(name, {})
+            if not isinstance(tables[name], Mapping):
+                raise ValueError(f"sla.{name} must be a table, got {tables[name]!r}")
+        for name, table in tables.items():
+            unknown = sorted(set(table) - _KNOWN[name])
+            if unknown:  # a typo must not silently leave a clause at its default
+                where = ".".join(filter(None, ("sla", name)))
+                raise ValueError(f"{where}: unknown key(s) {unknown}")
+        values: dict[str, Any] = {
+            attr: _value(tables[table][key], kind, ".".join(filter(None, ("sla", table, key))))
+            for table, key, attr, kind in _SCALARS
+            if key in tables[table]
+        }
+        version = section.get("version", DEFAULT_VERSION)
         if not isinstance(version, str) or not version.strip():
             raise ValueError(f"sla.version must be a non-empty string, got {version!r}")
-        sales = _table(section, "sales", "sla", ("first_touch", "business_hours",
-                       "status_update_every", "require_disqualification_reason",
-                       "reassign_on_first_touch_breach"))
-        marketing = _table(section, "marketing", "sla", ("min_mqls_per_month",
-                           "max_disqualification_rate", "min_context_complete", "settle"))
         # Tiers given override the defaults one by one; the others keep their default window.
-        first_touch = dict(base.first_touch_ms)
-        windows = sales.get("first_touch", {})
-        if not isinstance(windows, Mapping) or ("first_touch" in sales and not windows):
+        windows = tables["sales"].get("first_touch", {})
+        if not isinstance(windows, Mapping) or ("first_touch" in tables["sales"] and not windows):
             raise ValueError(f"sla.sales.first_touch must be a table tier = window: {windows!r}")
-        for tier in windows:
-            first_touch[str(tier)] = _duration(windows, tier, "sla.sales.first_touch", 0)
-            if first_touch[str(tier)] <= 0:
-                raise ValueError(f"sla.sales.first_touch.{tier} must be longer than zero")
-        calendars = {"default": base.calendars["default"]}
-        cal_section = section.get("calendar", {})
-        if not isinstance(cal_section, Mapping):
-            raise ValueError(f"sla.calendar must be a table, got {cal_section!r}")
-        try:
-            calendars["default"] = Calendar.from_config(dict(cal_section.get("default", {})))
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"sla.calendar.default: {exc}") from None
-        for region, spec in cal_section.items():
-            if region == "default":
-                continue
-            try:  # regions inherit whatever they leave out from the default calendar
-                calendars[str(region)] = Calendar.from_config(spec, calendars["default"])
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"sla.calendar.{region}: {exc}") from None
-        s, m = "sla.sales", "sla.marketing"
-        every = _duration(sales, "status_update_every", s, base.status_update_every_ms)
-        if every <= 0:
-            raise ValueError("sla.sales.status_update_every must be longer than zero")
-        return cls(
-            version=version.strip(),
-            grace_ms=_duration(section, "grace", "sla", base.grace_ms),
-            first_touch_ms=first_touch,
-            business_hours=_flag(sales, "business_hours", s, base.business_hours),
-            status_update_every_ms=every,
-            require_disqualification_reason=_flag(sales, "require_disqualification_reason", s,
-                                                  base.require_disqualification_reason),
-            reassign_on_first_touch_breach=_flag(sales, "reassign_on_first_touch_breach", s,
-                                                 base.reassign_on_first_touch_breach),
-            min_mqls_per_month=_number(marketing, "min_mqls_per_month", m,
-                                       base.min_mqls_per_month, share=False),
-            max_disqualification_rate=_number(marketing, "max_disqualification_rate", m,
-                                              base.max_disqualification_rate, share=True),
-            min_context_complete=_number(marketing, "min_context_complete", m,
-                                         base.min_context_complete, share=True),
-            settle_ms=_duration(marketing, "settle", m, base.settle_ms),
-            calendars=calendars,
-        )
+        first_touch = dict(cls().first_touch_ms)
+        for tier, text in windows.items():
+            first_touch[str(tier)] = _value(text, "period", f"sla.sales.first_touch.{tier}")
+        calendars = _calendars(section.get("calendar", {}))
+        return cls(version=version.strip(), first_touch_ms=first_touch, calendars=calendars,
+                   **values)
 
     def calendar_for(self, region: str | None) -> Calendar:
         """The business calendar of a lead's region ("default" for any other region)."""

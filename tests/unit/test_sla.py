@@ -218,6 +218,18 @@ def test_late_touch_within_grace_waits_for_an_earlier_one() -> None:
     assert [(v.verdict, v.met_at) for v in verdicts] == [(MET, deadline - 10 * S)]
 
 
+def test_touch_exactly_grace_after_the_deadline_still_waits() -> None:
+    # An event may arrive up to grace after a later one: at exactly deadline + grace an in-time
+    # touch (at the deadline) can still come.
+    state, _ = routed(tier="HAND_RAISER")
+    deadline = T0 + 15 * M
+    state, verdicts = sla.on_touch(C, state, deadline + M)
+    assert verdicts == []
+    assert sla.due(C, copy.deepcopy(state), deadline + M)[1] == []
+    state, verdicts = sla.on_touch(C, state, deadline)
+    assert [(v.verdict, v.met_at) for v in verdicts] == [(MET, deadline)]
+
+
 def test_late_touch_within_grace_is_judged_by_the_timer() -> None:
     state, _ = routed(tier="HAND_RAISER")
     deadline = T0 + 15 * M
@@ -310,6 +322,13 @@ def test_status_updates_out_of_order() -> None:
     state, verdicts = status(C, state, deadline - 30 * S)
     assert verdicts == []
     assert state["clocks"][STATUS_UPDATE] == {"deadline": deadline + 20 * S + 48 * H, "late": []}
+    # Boundaries: exactly grace after the deadline still waits; exactly at it is in time.
+    state, _ = routed()
+    state, verdicts = status(C, state, deadline + M)
+    assert verdicts == []
+    state, verdicts = status(C, state, deadline)
+    assert verdicts == []
+    assert state["clocks"][STATUS_UPDATE] == {"deadline": deadline + M + 48 * H, "late": []}
     # An update that cannot be rescued (beyond grace) is judged at once.
     state, _ = routed()
     state, verdicts = status(C, state, deadline + 5 * M)
@@ -367,7 +386,8 @@ ARRIVAL = st.tuples(grid(0, 10).map(lambda d: min(max(d, 0), 10 * M)), st.boolea
 # tier's window, status updates as a chain whose gaps straddle the 60m period.
 TOUCHES = st.lists(st.tuples(grid(-6, 6) | grid(-20, 20), ARRIVAL), max_size=4)
 UPDATES = st.lists(
-    st.tuples(grid(56, 64) | grid(40, 80), st.sampled_from(STATUSES), ARRIVAL), max_size=6
+    st.tuples(grid(0, 10) | grid(56, 64) | grid(40, 80), st.sampled_from(STATUSES), ARRIVAL),
+    max_size=6,
 )
 
 
