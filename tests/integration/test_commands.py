@@ -63,4 +63,5 @@ def test_bench_runs_end_to_end_and_prints_its_table() -> None:
     result = run_bench(Settings.load(env={}), events=600, rate=50, seconds=1)
     assert result.events == 600 and result.bare_rate > 0 and result.worker_rate > 0
     assert result.http_sent == 50 and 0 < result.p50_ms <= result.p99_ms
-    assert "intake + trace" in result.table()
+    assert result.p50_ms <= result.routed_p50_ms  # routed after captured
+    assert "full pipeline" in result.table()
