@@ -13,7 +13,7 @@ from typing import Any
 
 from streams import topics
 from streams.agents.emit import ChangelogTable, Emitter
-from streams.core import routing, sla
+from streams.core import routing
 from streams.core.contract import epoch_ms
 from streams.core.handoff import derived_id
 from streams.errors import LeadflowError
@@ -82,11 +82,7 @@ def _routed(
     policies: Any, request: dict[str, Any], facts: routing.LeadFacts,
     decision: routing.Decision, at: int,
 ) -> dict[str, Any]:
-    clocks, _ = sla.route_clocks(
-        policies.contract, None, tier=facts.tier, owner=decision.owner,
-        campaign_id=facts.campaign_id, region=facts.region, routed_at=at,
-    )
-    deadlines = clocks["clocks"]
+    contract = policies.contract
     return {
         "event_id": derived_id(facts.lead_id, f"routed/{request['event_id']}"),
         "lead_id": facts.lead_id,
@@ -95,8 +91,8 @@ def _routed(
         "rule": decision.rule,
         "candidates": list(decision.candidates),
         "tier": facts.tier,
-        "first_touch_due_at": deadlines[sla.FIRST_TOUCH]["deadline"],
-        "next_status_update_due_at": deadlines.get(sla.STATUS_UPDATE, {}).get("deadline"),
+        "first_touch_due_at": contract.first_touch_deadline(at, facts.tier, facts.region),
+        "next_status_update_due_at": at + contract.status_update_every_ms,
         "occurred_at": at,
         "correlation_id": request.get("correlation_id"),
     }

@@ -78,7 +78,7 @@ class SlaIndex:
             heapq.heappush(self._heaps.setdefault(partition, []), (due, lead_id))
 
     def current(self, partition: int) -> int | None:
-        return self.clock._now.get(partition)
+        return self.clock.current(partition)
 
     def _sync_assignment(self, table: Any, partitions: int) -> None:
         actives = frozenset(

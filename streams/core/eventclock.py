@@ -54,6 +54,10 @@ class EventClock:
         self._now[partition] = clock
         return clock
 
+    def current(self, partition: int) -> int | None:
+        """The clock as last computed by ``now`` (cheap: no lag check)."""
+        return self._now.get(partition)
+
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop partitions this worker no longer owns (their new owner rebuilds its clock)."""
         for p in partitions:
