@@ -1,6 +1,9 @@
 """A realistic synthetic funnel with hidden ground truth, and the senders that replay it.
 
-``generate`` is pure and deterministic for a seed; ``write_truth`` stores what the engine
+``generate`` is pure and deterministic for a seed and the handoff rules (by default the
+configured ones): the simulated reps are the routing configuration's reps, sales only works
+the leads those rules hand over, and the truth holds the SLA verdict the engine must reach
+per lead and clause (``Scenario.expected_verdicts``). ``write_truth`` stores what the engine
 and the models should find; ``send_http`` / ``send_kafka`` deliver a scenario to a running
 leadflow (they import aiohttp / aiokafka only when called).
 """
@@ -22,7 +25,7 @@ from streams.simulate.model import (
 from streams.simulate.report import Mismatch, SendReport
 from streams.simulate.sales import LEGAL_NEXT
 from streams.simulate.scenario import generate
-from streams.simulate.truth import read_truth, write_truth
+from streams.simulate.truth import read_truth, verdicts_of, write_truth
 
 __all__ = [
     "BAD_KINDS",
@@ -43,5 +46,6 @@ __all__ = [
     "read_truth",
     "send_http",
     "send_kafka",
+    "verdicts_of",
     "write_truth",
 ]

@@ -2,7 +2,7 @@
 
 Bad events are extra deliveries made from good ones (new ids, so rejecting them never
 changes a real lead), except ``duplicate`` (an exact resend) and ``out_of_order`` (a real
-status change delivered before an earlier one).
+status change held up until after the next one).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def allocate(n_bad: int, mix: Mapping[str, float]) -> dict[str, int]:
 
 def inject(f: Funnel, counts: Mapping[str, int]) -> list[Delivery]:
     """Return the bad deliveries to add to ``f.events`` (good, in event-time order);
-    ``out_of_order`` moves some of those good ones forward instead. Times in ``due_s`` are
+    ``out_of_order`` holds some of those good ones back instead. Times in ``due_s`` are
     still epoch ms (see ``funnel.event``)."""
     rng = f.rng
     events = f.events
@@ -81,7 +81,7 @@ def inject(f: Funnel, counts: Mapping[str, int]) -> list[Delivery]:
         if n <= 0:
             continue
         if kind == "out_of_order":
-            _reorder(rng, events, by_kind["status"], n)
+            _reorder(rng, events, by_kind["status"], n, f.now_ms)
             continue
         if kind == "duplicate":
             for i in rng.sample(any_src, min(n, len(events))):
@@ -199,14 +199,18 @@ def _bad_timestamp(rng: random.Random, ms: int) -> str:
     )
 
 
-def _reorder(rng: random.Random, events: list[Delivery], status_idx: list[int], n: int) -> None:
-    """Deliver ``n`` status changes just before the change that preceded them in event time."""
+def _reorder(
+    rng: random.Random, events: list[Delivery], status_idx: list[int], n: int, now_ms: int
+) -> None:
+    """Hold ``n`` status changes up until just after the change that followed them in event
+    time, as a slow webhook does. A delivery never comes before the event it reports, so the
+    engine's event-time clock never runs ahead and only the reordered lead is affected.
+    """
     by_lead: dict[str | None, list[int]] = {}
     for i in status_idx:
         by_lead.setdefault(events[i].lead_id, []).append(i)
-    pairs = [v[-2:] for v in by_lead.values() if len(v) >= 2]
+    pairs = [v[-2:] for v in by_lead.values() if len(v) >= 2 and events[v[-1]].due_s < now_ms]
     for earlier, later in rng.sample(pairs, min(n, len(pairs))):
-        d = events[later]
-        d.due_s = events[earlier].due_s - 1
+        d = events[earlier]
+        d.due_s = events[later].due_s + 1
         d.bad_kind, d.expected = "out_of_order", BAD_KINDS["out_of_order"]
-

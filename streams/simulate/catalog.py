@@ -96,7 +96,9 @@ EXTRA_TRIGGERS = (
     "submitted_contact_form", "watched_product_tour",
 )
 
-# (name, home regions, median first touch minutes, diligence, disqualifications without reason)
+# (name, home regions, median first touch minutes, diligence, disqualifications without reason).
+# The simulated team is the routing configuration's reps; these habits go to the rep whose id
+# is "rep-<name>" (see staff.make_reps). Reps work the hours their routing entry gives them.
 REP_PERSONAS = (
     ("amy", ("NA-West",), 25.0, 0.95, 0.02),
     ("ben", ("NA-West", "LATAM"), 300.0, 0.60, 0.35),
@@ -107,12 +109,8 @@ REP_PERSONAS = (
     ("grace", ("APAC",), 90.0, 0.85, 0.08),
     ("hugo", ("EMEA", "APAC"), 120.0, 0.80, 0.10),
 )
-# Standard-time offsets, for local office hours (form fills and rep shifts).
+# Standard-time offsets, for local office hours of form fills.
 UTC_OFFSET_H = {"NA-West": -8, "NA-East": -5, "LATAM": -3, "EMEA": 1, "APAC": 8}
-# Rep working hours in UTC by home region (start hour, end hour), weekdays only.
-WORK_HOURS = {
-    "NA-West": (16, 25), "NA-East": (13, 22), "LATAM": (12, 21), "EMEA": (7, 16), "APAC": (0, 9),
-}
 
 DQ_REASONS = (
     "no_budget_for_6_months", "not_decision_maker", "competitor_customer", "no_project",

@@ -105,6 +105,7 @@ class Funnel:
     now_ms: int
     campaigns: list[Campaign]
     reps: list[Rep]
+    policies: Any  # core.handoff.Policies: the rules leadflow applies
     events: list[Delivery] = field(default_factory=list)
     truth: dict[str, LeadTruth] = field(default_factory=dict)
     emails: set[str] = field(default_factory=set)
@@ -193,19 +194,6 @@ def make_campaigns(rng: random.Random, now: datetime) -> list[Campaign]:
             )
         )
     return out
-
-
-def make_reps(rng: random.Random) -> list[Rep]:
-    return [
-        Rep(
-            rep_id=f"rep-{name}",
-            regions=regions,
-            first_touch_median_min=round(median * rng.uniform(0.8, 1.25), 1),
-            diligence=round(min(0.99, diligence * rng.uniform(0.95, 1.05)), 3),
-            dq_without_reason=round(no_reason * rng.uniform(0.8, 1.2), 3),
-        )
-        for name, regions, median, diligence, no_reason in C.REP_PERSONAS
-    ]
 
 
 def make_companies(f: Funnel, n: int) -> list[Company]:

@@ -1,4 +1,10 @@
-"""One lead's journey: the form fill, the behaviour around it, the hidden truth, the repeats."""
+"""One lead's journey: the form fill, the behaviour around it, the hidden truth, the repeats.
+
+Marketing comes first: every lead's capture and activities are generated before anything
+else. What sales does follows from what leadflow decides about those events (which leads
+become MQLs, when, and whose they are: see ``handover``), so the CRM events are written
+afterwards, lead by lead in MQL-time order.
+"""
 
 from __future__ import annotations
 
@@ -34,8 +40,14 @@ from streams.simulate.funnel import (
     typed_email,
     uuid4,
 )
-from streams.simulate.model import Campaign, LeadTruth, Rep
-from streams.simulate.sales import follow_up
+from streams.simulate.handover import Prospect, hand_over, lead_record
+from streams.simulate.model import Campaign, LeadTruth
+from streams.simulate.sales import plan_stages
+
+# Share of forms that reach leadflow without what the MQL contract requires (a size band or
+# a trigger action): marketing's side of the SLA has breaches too.
+INCOMPLETE_SHARE = 0.05
+DUPLICATE_DQ = ("duplicate", "Same person as an existing lead; merged into it.")
 
 
 def _dt(ms: int) -> datetime:
@@ -58,31 +70,37 @@ def capture_time(rng: random.Random, start_ms: int, now_ms: int, region: str) ->
 
 
 def build(f: Funnel, leads: int, repeat_share: float) -> None:
-    """Generate ``leads`` distinct people plus about ``repeat_share`` of them submitting again."""
+    """Generate ``leads`` distinct people plus about ``repeat_share`` of them submitting again,
+    then what sales does with the ones leadflow hands over."""
     rng = f.rng
     # Several people per company, as buying committees are.
     companies = make_companies(f, max(10, leads // 3))
     campaign_weights = list(itertools.accumulate(c.weight for c in f.campaigns))
-    by_region = {r: [rep for rep in f.reps if r in rep.regions] for r in C.REGIONS}
-    originals: list[tuple[LeadTruth, Person, Company, str]] = []
+    observed = _dt(f.now_ms)
+    originals: list[tuple[Prospect, Person, Company, str]] = []
     for _ in range(leads):
         company = pick(rng, companies)
         campaign = rng.choices(f.campaigns, cum_weights=campaign_weights)[0]
-        rep = pick(rng, by_region[company.region])
         t0 = capture_time(rng, f.start_ms, f.now_ms - 5 * MINUTE, company.region)
-        originals.append(_lead(f, company, campaign, rep, t0))
-    for truth, person, company, email in originals:
+        originals.append(_lead(f, company, campaign, t0, observed))
+    prospects = [o[0] for o in originals]
+    for prospect, person, company, email in originals:
         if rng.random() >= repeat_share:
             continue
+        truth = prospect.truth
         t0 = int(truth.captured_at.timestamp() * 1000)
         t_again = t0 + int(rng.lognormvariate(math.log(30 * HOUR), 1.0))
         if t_again <= f.now_ms - MINUTE:
-            _repeat(f, truth, person, company, email, t_again - t_again % SECOND, campaign_weights)
+            t_again -= t_again % SECOND
+            prospects.append(
+                _repeat(f, truth, person, company, email, t_again, campaign_weights, observed)
+            )
+    hand_over(f, prospects)
 
 
 def _lead(
-    f: Funnel, company: Company, campaign: Campaign, rep: Rep, t0: int
-) -> tuple[LeadTruth, Person, Company, str]:
+    f: Funnel, company: Company, campaign: Campaign, t0: int, observed: datetime
+) -> tuple[Prospect, Person, Company, str]:
     rng = f.rng
     lead_id = uuid4(rng)
     person, email = make_person(f, company)
@@ -116,36 +134,36 @@ def _lead(
 
     probability = min(0.98, max(0.002, sigmoid(true_logit(company, person, campaign, counts))))
     converted = rng.random() < probability
+    stages = plan_stages(rng, probability, converted)
     body = _lead_body(f, lead_id, person, email, company, campaign, triggers, t0, intent)
     f.events.append(event(t0, "lead", lead_id, dumps(body)))
+    delivered = []
     for ms, kind in acts:
         if ms <= f.now_ms:
             raw = activity_body(rng, lead_id, kind, campaign, ms)
             f.events.append(event(ms, "activity", lead_id, raw))
-    hand_raiser = any(kind == "demo_request" and ms <= f.now_ms for ms, kind in acts)
+            delivered.append((ms, kind))
+    delivered.sort(key=_first)  # stable, as the deliveries are sorted
     bad_fit_reason = (
         "student_or_job_seeker" if person.title in ("Student", "Intern")
         else "too_small" if company.size == "1-10" else None
     )
-    outcome, seen = follow_up(
-        f, lead_id, rep, t0, hand_raiser="requested_demo" in triggers, probability=probability,
-        converted=converted, bad_fit_reason=bad_fit_reason,
-    )
-    truth = LeadTruth(
+    truth = f.truth[lead_id] = LeadTruth(
         lead_id=lead_id,
         email_key=email.lower(),
         campaign_id=campaign.campaign_id,
-        rep_id=rep.rep_id,
         captured_at=_dt(t0),
         probability=round(probability, 6),
         converted=converted,
-        outcome=outcome,
-        hand_raiser=hand_raiser,
-        final_status=seen[-1] if seen else None,
-        statuses=seen,
+        outcome=stages[-1] if stages[-1] in ("CLOSED_WON", "CLOSED_LOST") else "DISQUALIFIED",
+        hand_raiser=any(kind == "demo_request" for _, kind in delivered),
     )
-    f.truth[lead_id] = truth
-    return truth, person, company, email
+    prospect = Prospect(truth, lead_record(body, observed), delivered, stages, bad_fit_reason)
+    return prospect, person, company, email
+
+
+def _first(item: tuple[int, str]) -> int:
+    return item[0]
 
 
 def _repeat(
@@ -156,24 +174,28 @@ def _repeat(
     original_email: str,
     t0: int,
     campaign_weights: list[float],
-) -> None:
-    """The same person fills a form again: new lead id, same email in another spelling."""
+    observed: datetime,
+) -> Prospect:
+    """The same person fills a form again: new lead id, same email in another spelling. If
+    leadflow hands it over, the rep finds the duplicate and disqualifies it."""
     rng = f.rng
     lead_id = uuid4(rng)
     campaign = rng.choices(f.campaigns, cum_weights=campaign_weights)[0]
     email = typed_email(rng, person, company.domain, differ=original_email)
     body = _lead_body(f, lead_id, person, email, company, campaign, [campaign.trigger], t0, 0.0)
     f.events.append(event(t0, "lead", lead_id, dumps(body)))
+    delivered = []
     for _ in range(between(rng, 0, 2)):
         ms = t0 + 5 * SECOND + int(rng.expovariate(1 / (6 * HOUR)))
         if ms <= f.now_ms:
             raw = activity_body(rng, lead_id, "page_view", campaign, ms)
             f.events.append(event(ms, "activity", lead_id, raw))
-    f.truth[lead_id] = LeadTruth(
+            delivered.append((ms, "page_view"))
+    delivered.sort(key=_first)
+    truth = f.truth[lead_id] = LeadTruth(
         lead_id=lead_id,
         email_key=original.email_key,
         campaign_id=campaign.campaign_id,
-        rep_id=original.rep_id,
         captured_at=_dt(t0),
         probability=original.probability,
         converted=original.converted,
@@ -181,6 +203,8 @@ def _repeat(
         hand_raiser=False,
         alias_of=original.lead_id,
     )
+    return Prospect(truth, lead_record(body, observed), delivered, ["DISQUALIFIED"], None,
+                    DUPLICATE_DQ)
 
 
 def _lead_body(
@@ -207,6 +231,13 @@ def _lead_body(
         raw = 35 + 12 * intent + 25 * ("requested_demo" in triggers) + 20 * person.seniority
         score = max(0, min(100, int(raw + rng.gauss(0, 12))))
     phone_prefix = C.PHONE_PREFIX[company.region]
+    size: str | None = company.size
+    if rng.random() < INCOMPLETE_SHARE:
+        # The form left out what sales needs: leadflow must not hand such a lead over.
+        if rng.random() < 0.6:
+            size = None
+        else:
+            triggers = []
     return {
         "leadId": lead_id,
         "email": email,
@@ -215,7 +246,7 @@ def _lead_body(
         "phone": None if rng.random() < 0.2 else f"{phone_prefix}{between(rng, 0, 9999):04d}",
         "jobTitle": None if rng.random() < 0.05 else person.title,
         "companyName": company.name,
-        "companySize": company.size,
+        "companySize": size,
         "region": company.region,
         "leadScore": score,
         "triggerActions": triggers,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 Channel = Literal["lead", "activity", "crm"]
 Transport = Literal["any", "kafka"]
@@ -82,8 +82,10 @@ class Campaign:
 
 @dataclass(frozen=True, slots=True)
 class Rep:
+    """A rep of the routing configuration (same id) and their hidden habits."""
+
     rep_id: str
-    regions: tuple[str, ...]
+    regions: tuple[str, ...]  # the rep's territories in the routing config (empty = any)
     first_touch_median_min: float
     diligence: float  # probability of recording a status change at all, and how soon
     dq_without_reason: float  # share of disqualifications sent without reason and notes
@@ -91,12 +93,22 @@ class Rep:
 
 @dataclass(slots=True)
 class LeadTruth:
-    """What is really true about one lead; never part of any event."""
+    """What is really true about one lead; never part of any event.
+
+    The handover fields say what leadflow must decide from the lead's events (the simulator
+    replays them through the same core): when the score first crossed the threshold and
+    whether the context was complete then, when the lead became an MQL (None: never, so
+    sales never saw it), its tier, and the routing decision (``owner`` None: the lead waits
+    in ``queue`` and gets no sales events). ``verdicts`` are the SLA verdicts per clause as
+    of the scenario's ``now`` ("MET", "BREACHED" or "PENDING" while a deadline + grace is
+    still ahead); ``verdicts_final`` what they become once every deadline has passed with
+    no further event. ``exact`` is False when bad delivery (out of order) may let the
+    engine see the lead's events in another order, so its verdicts may legitimately differ.
+    """
 
     lead_id: str
     email_key: str
     campaign_id: str
-    rep_id: str | None
     captured_at: datetime
     probability: float
     converted: bool
@@ -106,6 +118,17 @@ class LeadTruth:
     final_status: str | None = None  # last status the CRM reported inside the window
     statuses: list[str] = field(default_factory=list)
     good_events: int = 0
+    crossed_at: datetime | None = None
+    context_complete: bool | None = None  # at crossing; None if the score never crossed
+    missing: list[str] = field(default_factory=list)  # context missing at crossing
+    mql_at: datetime | None = None
+    tier: str | None = None
+    owner: str | None = None  # the rep leadflow routes the lead to (who then works it)
+    queue: str | None = None
+    rule: str | None = None
+    exact: bool = True
+    verdicts: dict[str, str] = field(default_factory=dict)
+    verdicts_final: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -119,6 +142,9 @@ class Scenario:
     campaigns: list[Campaign]
     reps: list[Rep]
     truth: dict[str, LeadTruth]
+    sla_version: str = ""  # the contract the verdicts were judged under
+    # The handoff rules the scenario was generated for (core.handoff.Policies).
+    policies: Any = field(default=None, repr=False, compare=False)
 
     @property
     def wall_seconds(self) -> float:
@@ -131,6 +157,27 @@ class Scenario:
         return Counter(
             d.expected for d in self.deliveries if transport == "kafka" or d.transport == "any"
         )
+
+    def expected_verdicts(
+        self, final: bool = False, *, exact_only: bool = False
+    ) -> dict[tuple[str, str], str]:
+        """(lead id, clause) → verdict the engine must reach: as of ``now`` ("MET",
+        "BREACHED", "PENDING"), or ``final`` once every deadline has passed (no "PENDING").
+        ``exact_only`` leaves out leads whose bad delivery may legitimately change them."""
+        out: dict[tuple[str, str], str] = {}
+        for t in self.truth.values():
+            if exact_only and not t.exact:
+                continue
+            for clause, verdict in (t.verdicts_final if final else t.verdicts).items():
+                out[(t.lead_id, clause)] = verdict
+        return out
+
+    def verdict_counts(self, final: bool = False) -> dict[str, dict[str, int]]:
+        """clause → verdict → number of leads (for a summary)."""
+        counts: dict[str, Counter[str]] = {}
+        for (_, clause), verdict in self.expected_verdicts(final).items():
+            counts.setdefault(clause, Counter())[verdict] += 1
+        return {c: dict(sorted(v.items())) for c, v in sorted(counts.items())}
 
     def aliases(self) -> list[tuple[str, str]]:
         """(canonical lead id, alias lead id) pairs identity resolution must find."""

@@ -1,18 +1,21 @@
-"""What sales does with a lead: touches and status changes, in each rep's own habits.
+"""What sales does with a lead leadflow handed over: touches and status changes, in the
+habits of the rep it was routed to.
 
 The eventual outcome is drawn from the lead's true probability; how much of the path is
 visible depends on time (events after ``now`` are not delivered) and on the rep (slow reps
-touch late, sloppy reps skip status updates and disqualify without a reason).
+touch late, sloppy reps skip status updates and disqualify without a reason). Reps work
+their configured hours, so what lands at the end of their day waits for the next morning.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass, field
 
+from streams.core.routing import Rep as RosterRep
 from streams.simulate import catalog as C
 from streams.simulate.funnel import (
-    DAY,
     HOUR,
     MINUTE,
     SECOND,
@@ -25,6 +28,9 @@ from streams.simulate.funnel import (
     uuid4,
 )
 from streams.simulate.model import Rep
+from streams.simulate.staff import next_working
+
+TERMINAL = frozenset({"DISQUALIFIED", "CLOSED_WON", "CLOSED_LOST"})
 
 # Legal next statuses for a good lead; the simulator only ever walks these edges.
 LEGAL_NEXT: dict[str | None, frozenset[str]] = {
@@ -63,20 +69,6 @@ STAGE_DELAY_H = {
 }
 
 
-def in_work_hours(rng: random.Random, ms: int, region: str) -> int:
-    """Move ``ms`` to the rep's next working slot (weekdays, regional hours in UTC)."""
-    start_h, end_h = C.WORK_HOURS[region]
-    day = ms // DAY - 1
-    while True:
-        weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-        if weekday < 5:
-            begin, end = day * DAY + start_h * HOUR, day * DAY + end_h * HOUR
-            if ms < end:
-                # Nobody starts exactly on the hour: the backlog is worked off over a while.
-                return ms if ms >= begin else begin + int(rng.expovariate(1 / (45 * MINUTE)))
-        day += 1
-
-
 def _lognormal(rng: random.Random, median_ms: float, sigma: float) -> int:
     return int(rng.lognormvariate(math.log(median_ms), sigma))
 
@@ -97,30 +89,39 @@ def plan_stages(rng: random.Random, probability: float, converted: bool) -> list
     return ["DISQUALIFIED"]
 
 
+@dataclass(slots=True)
+class Worked:
+    """What the CRM reported about one lead inside the window (events after ``now`` are never
+    delivered), in event time: what the SLA is judged on."""
+
+    statuses: list[str] = field(default_factory=list)  # normalised, the MQL echo first
+    touches: list[int] = field(default_factory=list)  # ms
+    changes: list[tuple[int, str, bool]] = field(default_factory=list)  # (ms, status, explained)
+    closed_at: int | None = None  # a terminal status was delivered: the rep is free again
+
+
 def follow_up(
     f: Funnel,
     lead_id: str,
     rep: Rep,
-    t0: int,
+    roster: RosterRep,
+    t_mql: int,
     *,
     hand_raiser: bool,
-    probability: float,
-    converted: bool,
+    stages: list[str],
     bad_fit_reason: str | None,
-) -> tuple[str, list[str]]:
-    """Append the CRM events of one lead; return (eventual outcome, statuses seen by now)."""
+    dq: tuple[str, str] | None = None,
+) -> Worked:
+    """Append the CRM events of a lead leadflow handed to ``rep`` at ``t_mql`` (the CRM echoes
+    the MQL status a little later); ``dq`` forces the reason and notes of a disqualification."""
     rng = f.rng
-    region = rep.regions[0]
-    stages = plan_stages(rng, probability, converted)
-    outcome = stages[-1] if stages[-1] in ("CLOSED_WON", "CLOSED_LOST") else "DISQUALIFIED"
-
-    t_mql = t0 + between(rng, 30, 600) * SECOND
-    steps: list[tuple[int, str]] = [(t_mql, "MQL")]
+    t_echo = t_mql + between(rng, 5, 120) * SECOND
+    steps: list[tuple[int, str]] = [(t_echo, "MQL")]
     neglected = rng.random() < 0.03 + 0.2 * (1.0 - rep.diligence)
     touches: list[tuple[int, str, str]] = []
     if not neglected:
         median = rep.first_touch_median_min * MINUTE * (0.3 if hand_raiser else 1.0)
-        first = in_work_hours(rng, t_mql + _lognormal(rng, median, 1.0), region)
+        first = next_working(rng, roster, t_echo + _lognormal(rng, median, 1.0))
         touches.append((first, *_touch_kind(rng, stages, 0)))
         prev = first
         if rng.random() < rep.diligence:
@@ -128,28 +129,31 @@ def follow_up(
             steps.append((prev, "WORKING"))
         for stage in stages:
             delay = _lognormal(rng, STAGE_DELAY_H[stage] * HOUR / rep.diligence, 0.7)
-            prev = max(prev + MINUTE, in_work_hours(rng, prev + delay, region))
+            prev = max(prev + MINUTE, next_working(rng, roster, prev + delay))
             steps.append((prev, stage))
         end = steps[-1][0]
-        busy = converted or stages[0] == "NO_RESPONSE"
+        busy = stages[-1] == "CLOSED_WON" or stages[0] == "NO_RESPONSE"
         n_more = between(rng, 2, 5) if busy else between(rng, 0, 3)
         t = first
         for i in range(1, n_more + 1):
-            t = in_work_hours(rng, t + _lognormal(rng, 10 * HOUR, 0.6), region)
+            t = next_working(rng, roster, t + _lognormal(rng, 10 * HOUR, 0.6))
             if t >= end:
                 break
             touches.append((t, *_touch_kind(rng, stages, i)))
 
     now_ms = f.now_ms
-    seen: list[str] = []
+    worked = Worked()
     previous: str | None = None
     for ms, status in steps:
         if ms > now_ms:
             break
         ms -= ms % SECOND
-        body = status_body(rng, lead_id, rep, previous, status, ms, bad_fit_reason)
+        body, explained = status_body(rng, lead_id, rep, previous, status, ms, bad_fit_reason, dq)
         f.events.append(event(ms, "status", lead_id, body))
-        seen.append(status)
+        worked.statuses.append(status)
+        worked.changes.append((ms, status, explained))
+        if status in TERMINAL:
+            worked.closed_at = ms
         previous = status
     for ms, channel, result in touches:
         if ms > now_ms:
@@ -162,7 +166,8 @@ def follow_up(
             f'"outcome":"{result}","timestamp":"{iso(ms)}"}}}}'
         ).encode()
         f.events.append(event(ms, "touch", lead_id, body))
-    return outcome, seen
+        worked.touches.append(ms)
+    return worked
 
 
 def _touch_kind(rng: random.Random, stages: list[str], i: int) -> tuple[str, str]:
@@ -185,8 +190,10 @@ def status_body(
     status: str,
     ms: int,
     bad_fit_reason: str | None,
-) -> bytes:
-    """A CRM ``lead.status.updated`` webhook body (JSON text, see journey.activity_body)."""
+    dq: tuple[str, str] | None = None,
+) -> tuple[bytes, bool]:
+    """A CRM ``lead.status.updated`` webhook body (JSON text, see journey.activity_body), and
+    whether a disqualification came with a reason and notes (True for other statuses)."""
     if previous is None:
         prev_text = pick(rng, (None, "New", "NEW"))
         updated_by = "map-sync"
@@ -195,10 +202,14 @@ def status_body(
         updated_by = rep.rep_id
     new_text = pick(rng, STATUS_SPELLINGS[status])
     extra = ""
+    explained = True
     if status == "DISQUALIFIED":
         if rng.random() < rep.dq_without_reason:
             # The sloppy-rep case the SLA measures: a disqualification nobody explained.
             reason, notes = None, None
+            explained = False
+        elif dq is not None:
+            reason, notes = dq
         elif previous == "NO_RESPONSE":
             reason, notes = "unresponsive", f"No reply after {between(rng, 3, 7)} attempts."
         else:
@@ -213,4 +224,4 @@ def status_body(
         f'{{"event":"lead.status.updated","payload":{{"leadId":"{lead_id}",'
         f'"previousStatus":{js(prev_text)},"newStatus":"{new_text}",{extra}'
         f'"updatedBy":"{updated_by}","timestamp":"{iso(ms)}"}}}}'
-    ).encode()
+    ).encode(), explained

@@ -7,10 +7,12 @@ import random
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from streams.core.handoff import Policies
 from streams.simulate.bad import allocate, inject
-from streams.simulate.funnel import DAY, SECOND, Funnel, make_campaigns, make_reps, webhook_ids
+from streams.simulate.funnel import DAY, SECOND, Funnel, make_campaigns, webhook_ids
 from streams.simulate.journey import build
 from streams.simulate.model import DEFAULT_BAD_MIX, OK, Scenario
+from streams.simulate.staff import make_reps
 
 
 def generate(
@@ -23,8 +25,14 @@ def generate(
     repeat_share: float = 0.02,
     wall_seconds: float = 60.0,
     bad_mix: Mapping[str, float] | None = None,
+    policies: Policies | None = None,
 ) -> Scenario:
     """Simulate ``days`` of funnel ending at ``now`` and return every delivery, in order.
+
+    ``policies`` are the handoff rules leadflow runs with (default: the configuration,
+    ``streams.policies.load(Settings.load())``): the simulated reps are its routing reps,
+    sales only works the leads those rules hand over, and the truth holds the SLA verdicts
+    they must produce.
 
     ``bad_share`` is the share of all deliveries that are bad input (``bad_mix`` weighs the
     kinds, see ``model.DEFAULT_BAD_MIX``). ``repeat_share`` of the people fill a form again
@@ -36,12 +44,19 @@ def generate(
     if now is not None and now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     now = (now or datetime.now(UTC)).astimezone(UTC)
+    if policies is None:
+        from streams import policies as configured
+        from streams.settings import Settings
+
+        policies = configured.load(Settings.load())
     # A scenario is ~a million small acyclic objects that all live until the end; the cyclic
     # collector would rescan them again and again (it doubled generation time at 20k leads).
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _generate(seed, leads, days, now, bad_share, repeat_share, wall_seconds, bad_mix)
+        return _generate(
+            seed, leads, days, now, bad_share, repeat_share, wall_seconds, bad_mix, policies
+        )
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -56,11 +71,13 @@ def _generate(
     repeat_share: float,
     wall_seconds: float,
     bad_mix: Mapping[str, float] | None,
+    policies: Policies,
 ) -> Scenario:
     now_ms = int(now.timestamp() * 1000)
     start_ms = now_ms - int(days * DAY)
     rng = random.Random(seed)
-    f = Funnel(rng, start_ms, now_ms, make_campaigns(rng, now), make_reps(rng))
+    campaigns = make_campaigns(rng, now)
+    f = Funnel(rng, start_ms, now_ms, campaigns, make_reps(rng, policies.routing), policies)
     build(f, leads, repeat_share)
     events = f.events
     events.sort(key=lambda d: d.due_s)
@@ -68,6 +85,10 @@ def _generate(
         d.webhook_id = wid
     n_bad = round(len(events) * bad_share / (1.0 - bad_share))
     bad = inject(f, allocate(n_bad, bad_mix or DEFAULT_BAD_MIX))
+    for d in events:
+        if d.bad_kind == "out_of_order" and d.lead_id in f.truth:
+            # Held up behind a later change: the engine may judge before it sees both.
+            f.truth[d.lead_id].exact = False
     deliveries = events + bad
     deliveries.sort(key=lambda d: d.due_s)  # stable: same-millisecond events keep causal order
 
@@ -88,4 +109,6 @@ def _generate(
         campaigns=f.campaigns,
         reps=f.reps,
         truth=f.truth,
+        sla_version=policies.contract.version,
+        policies=policies,
     )

@@ -2,8 +2,12 @@
 
 Line 1 (``"kind": "summary"``): seed, window, expected outcome counts per transport, good
 events per lead, the canonical/alias pairs identity resolution must find, the campaigns'
-true quality and the reps' habits. Then ``"kind": "lead"`` lines with each lead's true
-conversion probability, eventual outcome and what the CRM showed inside the window.
+true quality, the reps' habits, and the handoff leadflow must decide: MQLs, routing and the
+SLA verdicts counted by clause (as of ``now`` and final). Then ``"kind": "lead"`` lines with
+each lead's true conversion probability, eventual outcome, what the CRM showed inside the
+window, when it crossed the threshold and became an MQL, its owner or queue, and its SLA
+verdicts per clause (``verdicts`` as of ``now``, ``verdicts_final`` once every deadline
+has passed; leads with ``exact`` false may legitimately differ).
 Nothing here is ever part of an event; it is what the engine and the models are graded on.
 """
 
@@ -16,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from streams.simulate.model import Scenario
+from streams.simulate.model import LeadTruth, Scenario
 
 
 def kafka_expected_counts(scenario: Scenario) -> Counter[str] | None:
@@ -58,7 +62,33 @@ def summary(scenario: Scenario) -> dict[str, Any]:
         "hand_raisers": sum(1 for t in truth if t.hand_raiser),
         "campaigns": [dataclasses.asdict(c) for c in scenario.campaigns],
         "reps": [dataclasses.asdict(r) for r in scenario.reps],
+        "handoff": {
+            "crossed": sum(1 for t in truth if t.crossed_at is not None),
+            "context_incomplete": sum(1 for t in truth if t.context_complete is False),
+            "mqls": sum(1 for t in truth if t.mql_at is not None),
+            "routed": sum(1 for t in truth if t.owner is not None),
+            "queued": sum(1 for t in truth if t.mql_at is not None and t.owner is None),
+            "owners": dict(sorted(Counter(t.owner for t in truth if t.owner).items())),
+            "inexact": sum(1 for t in truth if not t.exact),
+        },
+        "sla": {
+            "version": scenario.sla_version,
+            "verdicts": scenario.verdict_counts(),
+            "verdicts_final": scenario.verdict_counts(final=True),
+        },
     }
+
+
+_TIMES = ("captured_at", "crossed_at", "mql_at")
+
+
+def lead_row(t: LeadTruth) -> dict[str, Any]:
+    """One lead's line of the truth file (times as ISO 8601)."""
+    row = dataclasses.asdict(t)
+    for name in _TIMES:
+        if row[name] is not None:
+            row[name] = row[name].isoformat()
+    return {"kind": "lead", **row}
 
 
 def write_truth(scenario: Scenario, path: str | os.PathLike[str]) -> Path:
@@ -69,9 +99,7 @@ def write_truth(scenario: Scenario, path: str | os.PathLike[str]) -> Path:
     with tmp.open("w", encoding="utf-8") as out:
         out.write(json.dumps(summary(scenario), ensure_ascii=False) + "\n")
         for t in scenario.truth.values():
-            row = dataclasses.asdict(t)
-            row["captured_at"] = t.captured_at.isoformat()
-            out.write(json.dumps({"kind": "lead", **row}, ensure_ascii=False) + "\n")
+            out.write(json.dumps(lead_row(t), ensure_ascii=False) + "\n")
     os.replace(tmp, target)
     return target
 
@@ -84,3 +112,17 @@ def read_truth(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[dict[
     if head.get("kind") != "summary":
         raise ValueError(f"{path} is not a leadflow truth file (no summary line)")
     return head, leads
+
+
+def verdicts_of(
+    leads: list[dict[str, Any]], final: bool = False, *, exact_only: bool = False
+) -> dict[tuple[str, str], str]:
+    """(lead id, clause) → expected verdict from the lead rows of a truth file (see
+    ``Scenario.expected_verdicts``)."""
+    key = "verdicts_final" if final else "verdicts"
+    return {
+        (row["lead_id"], clause): verdict
+        for row in leads
+        if row.get("kind", "lead") == "lead" and (row.get("exact", True) or not exact_only)
+        for clause, verdict in row.get(key, {}).items()
+    }

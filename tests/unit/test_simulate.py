@@ -13,13 +13,18 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
+from streams import policies, topics
 from streams.broker import EmbeddedBroker
 from streams.codec import Codec
-from streams.core import contract, payloads
+from streams.core import contract, features, handoff, lifecycle, payloads, routing, trace
+from streams.core.contract import epoch_ms
 from streams.errors import ErrorCode, LeadflowError
 from streams.registry import FileRegistry
+from streams.settings import Settings
 from streams.simulate import (
     BAD_KINDS,
     DUPLICATE,
@@ -33,13 +38,21 @@ from streams.simulate import (
     read_truth,
     send_http,
     send_kafka,
+    verdicts_of,
     write_truth,
 )
+from streams.simulate import verdicts as reference
 from streams.simulate.bad import allocate
 from streams.simulate.funnel import uuid4
+from streams.simulate.handover import activity_type, lead_record
 from streams.simulate.kafka_sender import UNKNOWN_SCHEMA_ID, encode_plan
+from streams.simulate.staff import DEFAULT_HABITS
 
 NOW = datetime(2026, 11, 22, 18, 0, 0, tzinfo=UTC)
+NOW_MS = epoch_ms(NOW)
+REPO = Path(__file__).resolve().parents[2]
+# The repository's configuration, whatever the working directory or environment.
+POLICIES = policies.load(Settings.load(env={}, toml_path=REPO / "leadflow.toml"))
 SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLWxlYWRmbG93LXRlc3Rz"
 SKEW = timedelta(minutes=5)
 CODES = {c.value for c in ErrorCode} | {OK, DUPLICATE}
@@ -47,7 +60,7 @@ CODES = {c.value for c in ErrorCode} | {OK, DUPLICATE}
 
 @pytest.fixture(scope="module")
 def scenario() -> Scenario:
-    return generate(42, leads=1500, days=7, now=NOW, bad_share=0.05)
+    return generate(42, leads=1500, days=7, now=NOW, bad_share=0.05, policies=POLICIES)
 
 
 def api_verdict(d: Delivery, observed_at: datetime = NOW) -> str:
@@ -97,12 +110,14 @@ def _fingerprint(s: Scenario) -> list[tuple[Any, ...]]:
 
 
 def test_same_seed_gives_identical_deliveries(scenario: Scenario) -> None:
-    again = generate(42, leads=1500, days=7, now=NOW, bad_share=0.05)
+    again = generate(42, leads=1500, days=7, now=NOW, bad_share=0.05, policies=POLICIES)
     assert _fingerprint(again) == _fingerprint(scenario)
     assert {k: (t.probability, t.outcome) for k, t in again.truth.items()} == {
         k: (t.probability, t.outcome) for k, t in scenario.truth.items()
     }
-    other = generate(43, leads=1500, days=7, now=NOW, bad_share=0.05)
+    assert again.truth == scenario.truth  # the handoff and the SLA verdicts too
+    assert again.expected_verdicts() == scenario.expected_verdicts()
+    other = generate(43, leads=1500, days=7, now=NOW, bad_share=0.05, policies=POLICIES)
     assert _fingerprint(other) != _fingerprint(scenario)
 
 
@@ -201,17 +216,20 @@ def test_duplicates_are_exact_resends_delivered_later(scenario: Scenario) -> Non
             first_seen.setdefault((d.body, d.webhook_id), i)
 
 
-def test_out_of_order_changes_arrive_before_their_predecessor(scenario: Scenario) -> None:
+def test_out_of_order_changes_arrive_after_their_successor(scenario: Scenario) -> None:
     position = {id(d): i for i, d in enumerate(scenario.deliveries)}
     by_lead = defaultdict(list)
     for d in scenario.deliveries:
         if d.channel == "crm" and d.bad_kind in (None, "out_of_order") and b"status" in d.body:
             by_lead[d.lead_id].append(d)
-    swapped = [d for d in scenario.deliveries if d.bad_kind == "out_of_order"]
-    assert swapped
-    for d in swapped:
-        earlier = [e for e in by_lead[d.lead_id] if e.occurred_ms < d.occurred_ms]
-        assert earlier and position[id(d)] < max(position[id(e)] for e in earlier)
+    held = [d for d in scenario.deliveries if d.bad_kind == "out_of_order"]
+    assert held
+    for d in held:
+        later = [e for e in by_lead[d.lead_id] if e.occurred_ms > d.occurred_ms]
+        assert later and position[id(d)] > min(position[id(e)] for e in later)
+        # Held up, never early: a delivery does not precede the event it reports.
+        assert d.due_s >= max(e.due_s for e in later)
+        assert not scenario.truth[d.lead_id].exact
 
 
 def test_kafka_plans_encode_and_fail_as_expected(scenario: Scenario, tmp_path: Path) -> None:
@@ -302,8 +320,14 @@ def test_reps_have_their_own_habits(scenario: Scenario) -> None:
                 no_reason[p["updatedBy"]].append(p["disqualificationReason"] is None)
     sloppy = {r.rep_id for r in scenario.reps if r.dq_without_reason > 0.3}
     careful = {r.rep_id for r in scenario.reps if r.dq_without_reason < 0.1}
-    rate = {rep: statistics.mean(v) for rep, v in no_reason.items() if len(v) >= 10}
-    assert min(rate[r] for r in sloppy if r in rate) > max(rate[r] for r in careful if r in rate)
+    assert sloppy and careful
+
+    def pooled(reps: set[str]) -> float:
+        flags = [flag for rep in reps for flag in no_reason[rep]]
+        assert len(flags) >= 10
+        return statistics.mean(flags)
+
+    assert pooled(sloppy) > 3 * pooled(careful)
     assert all(r.rep_id.startswith("rep-") for r in scenario.reps)
 
 
@@ -377,8 +401,296 @@ def test_truth_file_round_trips_and_stays_out_of_the_events(
     row = leads[0]
     assert row["probability"] == scenario.truth[row["lead_id"]].probability
     assert head["good_events_per_lead"][row["lead_id"]] == row["good_events"]
+    # The handoff and the SLA verdicts leadflow must reach.
+    assert head["sla"]["version"] == POLICIES.contract.version
+    assert head["sla"]["verdicts_final"] == scenario.verdict_counts(final=True)
+    assert head["handoff"]["mqls"] == head["handoff"]["routed"] + head["handoff"]["queued"]
+    for final in (False, True):
+        assert verdicts_of(leads, final) == scenario.expected_verdicts(final)
+    assert verdicts_of(leads, exact_only=True) == scenario.expected_verdicts(exact_only=True)
+    mql = next(r for r in leads if r["mql_at"] and r["owner"])
+    t = scenario.truth[mql["lead_id"]]
+    assert datetime.fromisoformat(mql["mql_at"]) == t.mql_at and mql["tier"] == t.tier
     for d in scenario.deliveries:
         assert b"probability" not in d.body and b"quality" not in d.body
+
+
+# --- the handoff: what leadflow decides, what sales does, what the SLA must say ------------------
+
+CLAUSES = reference.CLAUSES
+FAR = 400 * 86_400_000  # after every deadline
+
+
+def crm_events(s: Scenario) -> dict[str, list[tuple[int, str, dict[str, Any]]]]:
+    """Good CRM deliveries per lead: (event time, "status" | "touch", payload)."""
+    out: dict[str, list[tuple[int, str, dict[str, Any]]]] = defaultdict(list)
+    for d in s.deliveries:
+        if d.channel == "crm" and d.expected == OK:
+            doc = json.loads(d.body)
+            kind = "status" if doc["event"] == "lead.status.updated" else "touch"
+            out[d.lead_id].append((d.occurred_ms, kind, doc["payload"]))
+    return out
+
+
+def test_sales_only_works_leads_leadflow_hands_to_a_rep(scenario: Scenario) -> None:
+    crm = crm_events(scenario)
+    assert crm
+    for lead_id, events in crm.items():
+        t = scenario.truth[lead_id]
+        assert t.mql_at is not None and t.owner is not None, lead_id
+        mql = epoch_ms(t.mql_at)
+        for at, kind, payload in events:
+            assert at >= mql
+            if kind == "touch":
+                assert payload["repId"] == t.owner
+            elif norm(payload["newStatus"]) != "MQL":
+                assert payload["updatedBy"] == t.owner
+        # The CRM echoes leadflow's MQL first, a little later.
+        first = min(events, key=lambda e: e[0])
+        assert first[1] == "status" and norm(first[2]["newStatus"]) == "MQL"
+        assert first[0] - mql <= 121_000
+    queued = [t for t in scenario.truth.values() if t.mql_at and t.owner is None]
+    never = [t for t in scenario.truth.values() if t.mql_at is None]
+    assert queued and never
+    assert not any(t.lead_id in crm for t in queued + never)
+    assert all(t.queue and not t.statuses for t in queued)
+    assert all(t.owner is None and t.queue is None and t.tier is None for t in never)
+
+
+def test_owners_are_configured_reps_working_and_within_capacity(scenario: Scenario) -> None:
+    config = POLICIES.routing
+    assert [r.rep_id for r in scenario.reps] == [r.id for r in config.reps]
+    by_id = {r.id: r for r in config.reps}
+    changes: list[tuple[int, int, str]] = []  # (time, +1 routed / -1 closed, rep)
+    for t in scenario.truth.values():
+        if t.owner is None:
+            continue
+        assert t.owner in by_id
+        mql = epoch_ms(t.mql_at)
+        assert routing.is_working(by_id[t.owner], mql)
+        changes.append((mql, 1, t.owner))
+    for lead_id, events in crm_events(scenario).items():
+        closed = [at for at, kind, p in events
+                  if kind == "status" and norm(p["newStatus"]) in reference.TERMINAL]
+        if closed:
+            changes.append((min(closed), -1, scenario.truth[lead_id].owner))
+    load: Counter[str] = Counter()
+    full = set()
+    for _, delta, rep in sorted(changes):
+        load[rep] += delta
+        assert 0 <= load[rep] <= by_id[rep].capacity
+        if load[rep] == by_id[rep].capacity:
+            full.add(rep)
+    assert len({t.owner for t in scenario.truth.values() if t.owner}) == len(config.reps)
+
+
+def test_slow_and_sloppy_reps_breach_more(scenario: Scenario) -> None:
+    breached: dict[str, list[bool]] = defaultdict(list)
+    for t in scenario.truth.values():
+        if t.owner:
+            breached[t.owner].append(t.verdicts_final["FIRST_TOUCH"] == "BREACHED")
+    rate = {rep: statistics.mean(v) for rep, v in breached.items()}
+    assert min(rate["rep-ben"], rate["rep-farid"]) > max(rate["rep-amy"], rate["rep-desk"])
+
+
+def test_expected_verdicts_include_breaches_of_every_clause(scenario: Scenario) -> None:
+    now, final = scenario.verdict_counts(), scenario.verdict_counts(final=True)
+    assert set(final) == set(CLAUSES)
+    for clause in CLAUSES:
+        assert final[clause].get("MET") and final[clause].get("BREACHED"), clause
+        assert "PENDING" not in final[clause]
+        assert sum(now[clause].values()) == sum(final[clause].values())
+    assert now["STATUS_UPDATE"].get("PENDING")
+    current = scenario.expected_verdicts()
+    for key, verdict in scenario.expected_verdicts(final=True).items():
+        # Only a breach can still be waiting: a clause met was met by an event before now.
+        assert current[key] in (verdict, "PENDING")
+        assert current[key] != "PENDING" or verdict == "BREACHED"
+    inexact = {t.lead_id for t in scenario.truth.values() if not t.exact}
+    assert inexact and not inexact & {k[0] for k in scenario.expected_verdicts(exact_only=True)}
+
+
+def test_marketing_sends_some_leads_without_context(scenario: Scenario) -> None:
+    crossed = [t for t in scenario.truth.values() if t.crossed_at is not None]
+    incomplete = [t for t in crossed if not t.context_complete]
+    assert 0.01 < len(incomplete) / len(crossed) < 0.1
+    assert {m for t in incomplete for m in t.missing} == {"size_band", "trigger_action"}
+    # Never handed over: sales never hears of them.
+    assert all(t.mql_at is None and not t.statuses for t in incomplete)
+    assert all(t.verdicts == {"CONTEXT_COMPLETE": "BREACHED"} for t in incomplete)
+    assert all(t.mql_at is None or t.mql_at >= t.crossed_at for t in crossed)
+
+
+def test_the_fast_intake_path_gives_the_features_of_the_full_one(scenario: Scenario) -> None:
+    checked = 0
+    for d in scenario.deliveries:
+        if d.bad_kind is not None or d.channel == "crm":
+            continue
+        doc = json.loads(d.body)
+        if d.channel == "lead":
+            full = contract.validate("lead", payloads.lead_from_json(doc), observed_at=NOW,
+                                     max_skew=SKEW)
+            assert features.profile_of(lead_record(doc, NOW)) == features.profile_of(full)
+        else:
+            full = contract.validate("activity", payloads.activity_from_json(doc),
+                                     observed_at=NOW, max_skew=SKEW)
+            assert activity_type(doc["type"]) == full["activity_type"]
+        checked += 1
+    assert checked > 5000
+
+
+def test_other_policies_other_team() -> None:
+    # One rep around the clock with room for three open leads; everyone else waits in a queue.
+    config = {"routing": {"fallback_queue": "waiting", "reps": [
+        {"id": "rep-solo", "timezone": "UTC", "hours": "00:00-24:00", "capacity": 3,
+         "days": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]}]}}
+    solo = policies.load(Settings(extra=config))
+    s = generate(12, leads=300, now=NOW, policies=solo)
+    assert [(r.rep_id, r.first_touch_median_min / DEFAULT_HABITS[0]) for r in s.reps] == [
+        ("rep-solo", pytest.approx(1.0, abs=0.26))]
+    mqls = [t for t in s.truth.values() if t.mql_at]
+    assert {t.owner for t in mqls} == {"rep-solo", None}
+    assert {t.queue for t in mqls} == {"waiting"}
+    assert sum(1 for t in mqls if t.owner) >= 3
+    assert s.verdict_counts(final=True)["OWNER_ASSIGNED"]["BREACHED"] > 0
+
+
+# The engine's own per-lead handoff (core.handoff) and its routing agent's decisions, fed a
+# scenario's deliveries in delivery order as the worker would see them, without Kafka.
+
+
+def _parse(d: Delivery) -> tuple[str, dict[str, Any]]:
+    doc = json.loads(d.body)
+    if d.channel == "crm":
+        return payloads.crm_webhook(doc, webhook_id=d.webhook_id, correlation_id=None)
+    if d.channel == "lead":
+        return "lead", payloads.lead_from_json(doc)
+    return "activity", payloads.activity_from_json(doc)
+
+
+def run_engine_core(s: Scenario) -> dict[str, dict[str, Any]]:
+    p = s.policies
+    states: dict[str, dict[str, Any]] = {}
+    reps = routing.new_state()
+    owners: dict[str, str | None] = {}
+    clock: int | None = None
+
+    def route(request: dict[str, Any]) -> dict[str, Any] | None:
+        nonlocal reps
+        lead_id, at = request["lead_id"], request["occurred_at"]
+        if request["action"] == "RELEASE":
+            if owners.get(lead_id):
+                reps = routing.release(reps, owners.pop(lead_id))
+            return None
+        facts = routing.LeadFacts(
+            lead_id=lead_id, region=request["region"], segment=request["segment"],
+            industry=request["industry"], tech=tuple(request["tech"]), tier=request["tier"],
+            campaign_id=request["campaign_id"],
+        )
+        reps, decision = routing.route(p.routing, reps, facts, at)
+        owners[lead_id] = decision.owner
+        return {"event_id": handoff.derived_id(lead_id, f"routed/{request['event_id']}"),
+                "lead_id": lead_id, "owner_id": decision.owner, "queue": decision.queue,
+                "rule": decision.rule, "candidates": list(decision.candidates),
+                "tier": facts.tier, "occurred_at": at, "correlation_id": None}
+
+    def dispatch(sends: list[handoff.Send]) -> None:
+        while sends:
+            spec, _, record = sends.pop(0)
+            if spec is topics.ROUTING and (routed := route(record)) is not None:
+                sends += handoff.on_event(p, states[routed["lead_id"]], "routed", routed,
+                                          now_ms=NOW_MS, clock_ms=clock)
+
+    for d in s.deliveries:
+        if d.expected != OK:
+            continue  # rejected or a duplicate: the engine drops it
+        kind, record = _parse(d)
+        record = contract.validate(kind, record, observed_at=s.now, max_skew=SKEW)
+        lead_id = record["lead_id"]
+        state = states.setdefault(lead_id, trace.new_state(lead_id))
+        step = trace.step_from_record(kind, record, NOW_MS)
+        trace.apply(state, lead_id, step, now_ms=NOW_MS, retention_ms=1 << 62)
+        dispatch(handoff.on_event(p, state, kind, record, now_ms=NOW_MS, clock_ms=clock))
+        clock = max(clock or 0, step["occurred_at"])  # the partition's event-time clock
+    return states
+
+
+def engine_verdicts(
+    s: Scenario, states: dict[str, dict[str, Any]], clock_ms: int
+) -> dict[tuple[str, str], str]:
+    out = {}
+    for lead_id, state in states.items():
+        handoff.on_clock(s.policies, state, clock_ms, now_ms=clock_ms)
+        done = state.get("sla_done", {})
+        for clause in CLAUSES:
+            if clause in done:
+                out[(lead_id, clause)] = done[clause]
+            elif state.get("routed") and clause in ("FIRST_TOUCH", "STATUS_UPDATE"):
+                out[(lead_id, clause)] = "PENDING"
+    return out
+
+
+def test_the_engine_core_reaches_exactly_the_expected_handoff_and_verdicts(
+    scenario: Scenario,
+) -> None:
+    states = run_engine_core(scenario)
+    for lead_id, t in scenario.truth.items():
+        state = states[lead_id]
+        assert state.get("mql_at") == (t.mql_at and epoch_ms(t.mql_at)), lead_id
+        assert state.get("crossed_at") == (t.crossed_at and epoch_ms(t.crossed_at)), lead_id
+        assert (state.get("routed") or {}).get("owner") == t.owner, lead_id
+    exact = {t.lead_id for t in scenario.truth.values() if t.exact}
+    for final, clock in ((False, NOW_MS), (True, NOW_MS + FAR)):
+        got = {k: v for k, v in engine_verdicts(scenario, states, clock).items() if k[0] in exact}
+        want = scenario.expected_verdicts(final, exact_only=True)
+        assert got == want, [(k, got.get(k), want.get(k))
+                             for k in set(got) | set(want) if got.get(k) != want.get(k)][:5]
+
+
+_STATUSES = ("MQL", "WORKING", "SAL", "SQL", "NO_RESPONSE", "DISQUALIFIED", "CLOSED_WON",
+             "CLOSED_LOST")
+_HOURS = st.integers(-2 * 3600, 80 * 3600).map(lambda s: s * 1000)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tier=st.sampled_from(["HAND_RAISER", "STANDARD"]),
+    owner=st.sampled_from(["rep-amy", None]),
+    touches=st.lists(_HOURS, max_size=4),
+    changes=st.lists(st.tuples(_HOURS, st.sampled_from(_STATUSES), st.booleans()), max_size=5),
+    now=st.integers(0, 120 * 3600).map(lambda s: s * 1000),
+)
+def test_the_reference_judges_as_the_engine_does(
+    tier: str, owner: str | None, touches: list[int], changes: list[tuple[int, str, bool]],
+    now: int,
+) -> None:
+    """verdicts.sales against core.handoff.on_clock on hand-made facts (any order, any
+    statuses), at a given event-time clock and once every deadline has passed."""
+    mql = 1_795_000_000_000
+    state = trace.new_state("lead")
+    state["routed"] = {"at": mql, "owner": owner, "queue": "q", "tier": tier}
+    for i, at in enumerate(touches):
+        trace.apply(state, "lead", trace.new_step("TOUCH", f"t{i}", mql + at, 0, source="crm"),
+                    now_ms=0, retention_ms=1 << 62)
+    for i, (at, status, explained) in enumerate(changes):
+        state["lifecycle"], _ = lifecycle.apply(state.get("lifecycle"), {
+            "event_id": f"s{i}", "occurred_at": mql + at, "to": status, "from_crm": None,
+            "reason": "why" if explained else None, "notes": explained, "by": owner,
+            "system": False})
+    judged = reference.sales(
+        POLICIES.contract, mql_at=mql, tier=tier, region="EMEA", owner=owner,
+        touches=[mql + t for t in touches],
+        changes=[(mql + at, status, explained) for at, status, explained in changes],
+    )
+    # The engine sees only what happened by its clock (a real stream delivers in time order).
+    seen = dict(state, steps=[s for s in state["steps"] if s["occurred_at"] <= mql + now])
+    seen["lifecycle"] = {"changes": [c for c in (state.get("lifecycle") or {}).get("changes", [])
+                                     if c["occurred_at"] <= mql + now]}
+    handoff.on_clock(POLICIES, seen, mql + now, now_ms=0)
+    expected = reference.as_of(judged, mql + now)
+    assert seen.get("sla_done", {}) == {c: v for c, v in expected.items() if v != "PENDING"}
+    handoff.on_clock(POLICIES, state, mql + FAR, now_ms=0)
+    assert state["sla_done"] == reference.as_of(judged, None)
 
 
 # --- senders -----------------------------------------------------------------------------------
@@ -515,7 +827,6 @@ async def test_send_kafka_maps_encodes_and_keys_every_delivery(
     from aiokafka import AIOKafkaConsumer
 
     from streams.kafka import ensure_topics
-    from streams.settings import Settings
     from streams.simulate.truth import kafka_expected_counts
 
     await ensure_topics(Settings.load(env={}, broker_port=broker.port))
