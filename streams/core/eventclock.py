@@ -9,6 +9,10 @@ as the live run: the clock only moves with the events themselves.
 
 A quiet system still has to notice a rep who never calls: once a partition has had no
 events for ``idle_ms`` of wall time and nothing is unread, the clock follows the wall clock.
+
+The clock is never ahead of the wall clock: intake accepts events dated up to a day ahead
+(CRM clocks drift), and one of them must not judge every deadline of its partition early.
+Replaying history is unaffected, since history is behind the wall clock.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class EventClock:
             idle = wall_ms - self._last_wall.get(partition, wall_ms - self.idle_ms)
             if not lagging and idle >= self.idle_ms:
                 clock = wall_ms if clock is None else max(clock, wall_ms)
+        if clock is not None and clock > wall_ms:
+            clock = wall_ms
         previous = self._now.get(partition)
         if clock is None:
             return previous

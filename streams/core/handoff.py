@@ -130,6 +130,9 @@ def _score(p: Policies, state: State, at: int, now_ms: int, corr: str | None) ->
         }, corr)
     if not crossed or state.get("mql_at") is not None:
         return sends
+    # The lead crossed once all the events seen so far were there: when one arrives late
+    # (dated before others), it still crossed at the latest of them, not at the late one.
+    at = max(at, features.get("last_event_at") or at)
     campaign = features.get("campaign_id")
     if state.get("crossed_at") is None:
         # Judged once, when the score first crosses: marketing owes complete context then.

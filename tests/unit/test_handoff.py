@@ -138,3 +138,15 @@ def test_verdicts_do_not_depend_on_arrival_order(p):
         "CONTEXT_COMPLETE": "MET", "OWNER_ASSIGNED": "MET", "FIRST_TOUCH": "BREACHED",
         "STATUS_UPDATE": "BREACHED", "DISQUALIFICATION_REASON": "MET",
     }
+
+
+def test_a_late_event_that_completes_the_crossing_does_not_date_the_mql_back(p):
+    capture = lead(jobTitle="Intern")  # 45 points alone
+    body = json.loads((EXAMPLES / "activity-recorded.json").read_text())
+    demo = payloads.activity_from_json({**body, "leadId": capture["lead_id"]})
+    demo["occurred_at"] = T0 + 10 * MIN  # a hand-raiser, arriving before the older capture
+    state, _ = feed(p, None, "activity", demo, None)
+    assert state.get("mql_at") is None
+    state, sends = feed(p, state, "lead", capture, None)
+    assert state["mql_at"] == T0 + 10 * MIN  # in event time it crossed once both were there
+    assert routed(sends)["occurred_at"] == T0 + 10 * MIN
