@@ -68,7 +68,7 @@ def new_app(settings: Settings, *, store: str, datadir: Path, web: bool) -> Lead
 
 def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
     from streams import policies
-    from streams.agents import identity, intake, marketing, routing
+    from streams.agents import identity, intake, marketing, notify, routing
 
     app = new_app(
         settings,
@@ -82,6 +82,7 @@ def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
     identity.register(app)
     routing.register(app)
     marketing.register(app)
+    notify.register(app)
     if api:
         from streams import api as api_module
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -152,7 +153,7 @@ async def _fill_backlog(settings: Settings, events: int) -> int:
     from streams.simulate import generate, send_kafka
 
     await ensure_topics(settings)
-    # ~10 events a lead in the simulated funnel; generate more than needed and cut.
+    # ~8 deliveries a lead in the simulated funnel; generate more than needed and cut.
     scenario = generate(seed=11, leads=max(10, events // 6), bad_share=0.0, wall_seconds=0)
     scenario.deliveries[:] = scenario.deliveries[:events]
     codec = Codec(make_registry(settings), settings.max_record_bytes)
@@ -225,9 +226,18 @@ async def _http_latency(
 
 
 def run_bench(settings: Settings, events: int, rate: float, seconds: float) -> Result:
-    with tempfile.TemporaryDirectory(prefix="leadflow-bench-") as tmp, EmbeddedBroker(
-        0, Path(tmp) / "broker.log"
-    ) as broker:
+    tmp = tempfile.mkdtemp(prefix="leadflow-bench-")
+    try:
+        result = _run(settings, events, rate, seconds, tmp)
+    except BaseException:
+        print(f"bench: failed; broker and worker logs kept in {tmp}", file=sys.stderr)
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+def _run(settings: Settings, events: int, rate: float, seconds: float, tmp: str) -> Result:
+    with EmbeddedBroker(0, Path(tmp) / "broker.log") as broker:
         settings = settings.replace(
             broker_url="", broker_port=broker.port, data_dir=tmp, schema_registry_url="",
             schema_registry_file=str(Path(tmp) / "schemas.json"),

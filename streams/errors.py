@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "UNAVAILABLE"  # broker did not acknowledge (HTTP 503)
     NOT_FOUND = "NOT_FOUND"
     INTERNAL = "INTERNAL"  # leadflow failed on this record: a bug, dead-lettered to replay later
+    DELIVERY_FAILED = "DELIVERY_FAILED"  # outbound webhook refused/unreachable after retries
 
 
 class LeadflowError(Exception):

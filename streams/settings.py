@@ -69,6 +69,12 @@ class Settings:
     # partition's event-time clock follows the wall clock (a quiet night still breaches).
     sla_tick_s: float = 1.0
     sla_idle_s: float = 10.0
+    # Owner notifications: every routing decision POSTed here, signed like inbound webhooks
+    # with notify_secret, retried with doubling waits, dead-lettered after the last attempt.
+    notify_url: str = ""
+    notify_secret: str = ""
+    notify_attempts: int = 5
+    notify_backoff_s: float = 1.0
     # Logging
     log_level: str = "warn"
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)

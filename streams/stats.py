@@ -19,6 +19,9 @@ class Stats:
     aliases: int = 0
     handoff: Counter[str] = field(default_factory=Counter)  # scored, mql, routed, ...
     sla: Counter[str] = field(default_factory=Counter)  # "CLAUSE/VERDICT"
+    notified: Counter[str] = field(default_factory=Counter)  # delivered | failed
+    # partition → its SLA clock: event time (ms), the inputs it waits for, leads with a deadline
+    clocks: dict[int, dict[str, Any]] = field(default_factory=dict)
     first_event_at: float = 0.0
     last_event_at: float = 0.0
 
@@ -57,6 +60,8 @@ class Stats:
             "aliases": self.aliases,
             "handoff": dict(self.handoff),
             "sla": dict(self.sla),
+            "notified": dict(self.notified),
+            "sla_clocks": {str(p): c for p, c in sorted(self.clocks.items())},
             "first_event_at": self.first_event_at,
             "last_event_at": self.last_event_at,
         }

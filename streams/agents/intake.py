@@ -38,7 +38,7 @@ def register(app: Any) -> None:
     retention_ms = int(settings.dedup_retention_days * DAY_MS)
     codec, stats, policies = app.codec, app.stats, app.policies
     send = emitter.send
-    index = SlaIndex(app, idle_ms=int(settings.sla_idle_s * 1000))
+    index = SlaIndex(app, idle_ms=int(settings.sla_idle_s * 1000), report=stats.clocks)
 
     async def dispatch(sends: list[handoff.Send]) -> None:
         for spec, key, record in sends:

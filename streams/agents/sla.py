@@ -55,8 +55,9 @@ def lagging(consumer: Any, names: Iterable[str], partition: int, done: dict[TP, 
 
 
 class SlaIndex:
-    def __init__(self, app: Any, idle_ms: int) -> None:
+    def __init__(self, app: Any, idle_ms: int, report: dict[int, Any] | None = None) -> None:
         self.app = app
+        self.report = {} if report is None else report  # served in /v1/stats
         self.clock = EventClock(gated=GATED, idle_ms=idle_ms)
         self._heaps: dict[int, list[tuple[int, str]]] = {}
         self._due: dict[str, int] = {}
@@ -90,6 +91,7 @@ class SlaIndex:
         gained, lost = actives - self._active, self._active - actives
         self.clock.forget(lost)
         for p in lost:
+            self.report.pop(p, None)
             for _, lead_id in self._heaps.pop(p, ()):
                 self._due.pop(lead_id, None)
         if gained:
@@ -109,11 +111,18 @@ class SlaIndex:
             lag = lagging(self.app.consumer, INPUTS, p, self._done_offset)
             clock = self.clock.now(p, lag, wall_ms)
             heap = self._heaps.get(p)
-            while heap and clock is not None and heap[0][0] <= clock:
-                due, lead_id = heapq.heappop(heap)
-                if self._due.get(lead_id) == due:
-                    del self._due[lead_id]
-                    out.append((p, clock, lead_id))
+            while heap:
+                due, lead_id = heap[0]
+                if self._due.get(lead_id) != due:
+                    heapq.heappop(heap)  # superseded by a later entry for the lead
+                    continue
+                if clock is None or due > clock:
+                    break
+                heapq.heappop(heap)
+                del self._due[lead_id]
+                out.append((p, clock, lead_id))
+            self.report[p] = {"event_time": clock, "waiting_for": sorted(lag),
+                              "next_due": heap[0][0] if heap else None}
         return out
 
 

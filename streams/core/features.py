@@ -142,11 +142,31 @@ def _profile_key(profile: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def update(features: Features | None, kind: str, record: Mapping[str, Any]) -> Features:
-    """Fold one validated ``"lead"`` (LeadCaptured) or ``"activity"`` (ActivityRecorded) record
-    into ``features`` (None = a new lead). Mutates and returns the state."""
-    state = new_features() if features is None else features
+Input = list[Any]  # [occurred_at ms, "activity", ACTIVITY_TYPE] or [ms, "lead", profile]
+
+
+def input_of(kind: str, record: Mapping[str, Any]) -> Input:
+    """What the features take from one validated ``"lead"`` (LeadCaptured) or ``"activity"``
+    (ActivityRecorded) record: small and JSON-serialisable, so a lead can keep its inputs and
+    refold them in event-time order (``handoff`` does, to date the MQL)."""
     at = _ms(record["occurred_at"])
+    if kind == "activity":
+        return [at, kind, record["activity_type"]]
+    if kind == "lead":
+        return [at, kind, profile_of(record)]
+    raise ValueError(f"unknown record kind {kind!r}; expected 'lead' or 'activity'")
+
+
+def update(features: Features | None, kind: str, record: Mapping[str, Any]) -> Features:
+    """Fold one validated record into ``features`` (None = a new lead). Mutates and returns
+    the state."""
+    return apply(features, input_of(kind, record))
+
+
+def apply(features: Features | None, item: Input) -> Features:
+    """Fold one ``input_of`` into ``features`` (None = a new lead). Mutates and returns it."""
+    state = new_features() if features is None else features
+    at, kind, value = item
     first = state["first_at"]
     if first is None or at < first:
         state["first_at"] = at
@@ -155,22 +175,19 @@ def update(features: Features | None, kind: str, record: Mapping[str, Any]) -> F
         state["last_event_at"] = at
 
     if kind == "activity":
-        activity = record["activity_type"]
         counts = state["counts"]
-        counts[activity] = counts.get(activity, 0) + 1
+        counts[value] = counts.get(value, 0) + 1
         last_at = state["last_at"]
-        seen = last_at.get(activity)
+        seen = last_at.get(value)
         if seen is None or at > seen:
-            last_at[activity] = at
-    elif kind == "lead":
-        current = state["profile_at"]
-        if current is None or at >= current:
-            profile = profile_of(record)
-            if current is None or at > current or _profile_key(profile) > _profile_key(state):
-                state.update(profile)
-                state["profile_at"] = at
+            last_at[value] = at
     else:
-        raise ValueError(f"unknown record kind {kind!r}; expected 'lead' or 'activity'")
+        current = state["profile_at"]
+        if current is None or at > current or (
+            at == current and _profile_key(value) > _profile_key(state)
+        ):
+            state.update(value)
+            state["profile_at"] = at
     return state
 
 

@@ -19,6 +19,7 @@ judged, so it is emitted exactly once.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,7 +81,10 @@ def on_event(
     corr = record.get("correlation_id")
     sends: list[Send] = []
     if kind in ("lead", "activity"):
-        state["features"] = feats.update(state.get("features"), kind, record)
+        item = feats.input_of(kind, record)
+        state["features"] = feats.apply(state.get("features"), item)
+        if state.get("mql_at") is None:
+            state.setdefault("inputs", []).append(item)  # to date the MQL, see _handover
         sends += _score(p, state, at, now_ms, corr)
     elif kind == "status":
         change = lifecycle.new_change(record)
@@ -128,35 +132,76 @@ def _score(p: Policies, state: State, at: int, now_ms: int, corr: str | None) ->
             "score": scored.score, "model": scored.model_version,
             "top": ", ".join(f"{f.feature} {f.contribution:+g}" for f in scored.factors[:3]),
         }, corr)
-    if not crossed or state.get("mql_at") is not None:
-        return sends
-    # The lead crossed once all the events seen so far were there: when one arrives late
-    # (dated before others), it still crossed at the latest of them, not at the late one.
-    at = max(at, features.get("last_event_at") or at)
-    campaign = features.get("campaign_id")
+    if not crossed or state.get("mql_at") is not None or features["profile_at"] is None:
+        return sends  # no capture read yet: activities alone are nobody to hand over
+    return sends + _handover(p, state, now_ms, corr)
+
+
+def _handover(p: Policies, state: State, now_ms: int, corr: str | None) -> list[Send]:
+    """The lead's score is at/over the threshold: judge its context when it first got there,
+    and hand it over at the first moment it was there with complete context.
+
+    Those moments are found by refolding the lead's inputs in event-time order, not taken
+    from the event that happened to arrive last: leads, activities and CRM events come on
+    different topics, and a capture read after a later activity still crossed at capture.
+    """
+    sends: list[Send] = []
+    first, ready = _crossings(p, state.get("inputs") or [])
+    if first is None:
+        return sends  # cannot happen: all of the inputs are the features that crossed
     if state.get("crossed_at") is None:
         # Judged once, when the score first crosses: marketing owes complete context then.
+        at, features = first
+        missing = feats.missing_context(features)
         state["crossed_at"] = at
         verdict = sla.context_verdict(
-            p.contract, complete=not missing, missing=missing, at_ms=at, campaign_id=campaign,
+            p.contract, complete=not missing, missing=missing, at_ms=at,
+            campaign_id=features.get("campaign_id"),
         )
         sends += _verdicts(p, state, [verdict], now_ms, corr)
         sends.append(_fact(state, "CROSSED", at, complete=not missing, corr=corr))
-    if missing:
+    if ready is None:
         return sends  # never handed over incomplete; a later capture may complete it
+    at, features = ready
+    lead_id = state["lead_id"]
     state["mql_at"] = at
+    state["mql_features"] = features  # as sales got it: the training example's features
+    state.pop("inputs", None)
     state["lifecycle"], _ = lifecycle.apply(
         state.get("lifecycle"), lifecycle.system_change(derived_id(lead_id, "mql"), at, "MQL")
     )
     tier = feats.tier(features, p.scoring)
+    score = p.model.score(features).score
     _step(state, trace.StepKind.MQL, "mql", at, now_ms,
-          {"score": scored.score, "threshold": threshold, "tier": tier}, corr)
-    sends.append(_routing(state, "ROUTE", at, corr, tier=tier))
+          {"score": score, "threshold": p.scoring.threshold, "tier": tier}, corr)
+    sends.append(_routing(state, "ROUTE", at, corr, tier=tier, features=features))
     return sends
 
 
+Moment = tuple[int, feats.Features]
+
+
+def _crossings(p: Policies, inputs: list[feats.Input]) -> tuple[Moment | None, Moment | None]:
+    """In event-time order: the first moment the score reaches the threshold, and the first
+    it does with complete context (each with the features then)."""
+    features: feats.Features | None = None
+    first: Moment | None = None
+    ordered = sorted(inputs, key=lambda item: item[0])
+    for i, item in enumerate(ordered):
+        features = feats.apply(features, item)
+        if i + 1 < len(ordered) and ordered[i + 1][0] == item[0]:
+            continue  # events of the same millisecond count together
+        if features["profile_at"] is None or p.model.score(features).score < p.scoring.threshold:
+            continue
+        moment = (item[0], copy.deepcopy(features))
+        first = first or moment
+        if not feats.missing_context(features):
+            return first, moment
+    return first, None
+
+
 def _routing(state: State, action: str, at: int, corr: str | None, **extra: Any) -> Send:
-    f = state.get("features") or {}
+    f = extra.get("features") or state.get("features") or {}
     lead_id = state["lead_id"]
     return (topics.ROUTING, lead_id, {
         "event_id": derived_id(lead_id, f"routing/{action}/{at}"), "lead_id": lead_id,

@@ -61,12 +61,13 @@ def wait_trace(worker: Worker, lead_id: str, steps: int, timeout: float = 20) ->
     raise AssertionError(f"trace of {lead_id} did not reach {steps} steps: {body}")
 
 
-def dead_letters(worker: Worker) -> list[dict[str, Any]]:
+def read_topic(worker: Worker, spec: topics.TopicSpec) -> list[dict[str, Any]]:
+    """Every record on ``spec``'s topic so far, decoded."""
     codec = Codec(FileRegistry(worker.settings.registry_path))
 
     async def read() -> list[dict[str, Any]]:
         consumer = AIOKafkaConsumer(
-            topics.DEAD_LETTERS.name, bootstrap_servers=worker.settings.bootstrap,
+            spec.name, bootstrap_servers=worker.settings.bootstrap,
             auto_offset_reset="earliest", enable_auto_commit=False,
         )
         await consumer.start()
@@ -75,13 +76,17 @@ def dead_letters(worker: Worker) -> list[dict[str, Any]]:
             batch = await consumer.getmany(timeout_ms=2000)
             while batch:
                 for records in batch.values():
-                    out += [codec.decode(r.value, topics.DEAD_LETTERS.record) for r in records]
+                    out += [codec.decode(r.value, spec.record) for r in records]
                 batch = await consumer.getmany(timeout_ms=500)
             return out
         finally:
             await consumer.stop()
 
     return asyncio.run(read())
+
+
+def dead_letters(worker: Worker) -> list[dict[str, Any]]:
+    return read_topic(worker, topics.DEAD_LETTERS)
 
 
 def test_example_bodies_make_one_trace_in_event_time_order(worker: Worker) -> None:

@@ -255,7 +255,8 @@ def avro_enums() -> dict[str, list[str]]:
             for value in node:
                 walk(value)
 
-    for path in AVRO.glob("*/v*.avsc"):
+    # Oldest first, so the latest version of each contract is the one that stays.
+    for path in sorted(AVRO.glob("*/v*.avsc"), key=lambda p: int(p.stem[1:])):
         walk(json.loads(path.read_text()))
     return found
 

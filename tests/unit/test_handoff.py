@@ -150,3 +150,31 @@ def test_a_late_event_that_completes_the_crossing_does_not_date_the_mql_back(p):
     state, sends = feed(p, state, "lead", capture, None)
     assert state["mql_at"] == T0 + 10 * MIN  # in event time it crossed once both were there
     assert routed(sends)["occurred_at"] == T0 + 10 * MIN
+
+
+def test_a_capture_read_after_a_later_activity_still_crossed_at_capture(p):
+    capture = lead()  # crosses alone, at T0
+    body = json.loads((EXAMPLES / "activity-recorded.json").read_text())
+    click = payloads.activity_from_json({**body, "leadId": capture["lead_id"], "type": "page_view"})
+    click["occurred_at"] = T0 + HOUR  # another topic, read first
+    state, _ = feed(p, None, "activity", click, None)
+    state, sends = feed(p, state, "lead", capture, None)
+    assert state["mql_at"] == state["crossed_at"] == T0
+    assert state["mql_features"]["counts"] == {}  # what sales got at T0: no click yet
+    assert "inputs" not in state
+
+
+def test_activities_alone_are_nobody_to_judge_or_hand_over_until_the_capture_is_read(p):
+    capture = lead()
+    body = json.loads((EXAMPLES / "activity-recorded.json").read_text())
+    state = None
+    for i, kind in enumerate(("demo_request", "meeting_booked", "pricing_page_view")):
+        act = payloads.activity_from_json(
+            {**body, "eventId": str(uuid.uuid4()), "leadId": capture["lead_id"], "type": kind})
+        act["occurred_at"] = T0 + (i + 1) * HOUR  # after the capture, read before it
+        state, sends = feed(p, state, "activity", act, None)
+        assert state["scored"]["score"] >= 60 or i < 2
+        assert not verdicts(sends) and state.get("crossed_at") is None
+    state, sends = feed(p, state, "lead", capture, None)
+    assert verdicts(sends) == {"CONTEXT_COMPLETE": "MET"}
+    assert state["crossed_at"] == state["mql_at"] == T0
