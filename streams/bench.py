@@ -6,7 +6,8 @@
    identity) over the same backlog.
 4. Latency: new sales-ready leads POSTed at a fixed rate; HTTP-to-trace = when the capture
    step was written to the trace (its observed_at) minus when the request was sent, and
-   captured-to-routed = when the router's LeadRouted had come back into the lead's trace.
+   captured-to-routed = when the router produced the lead's LeadRouted (the record's
+   timestamp on leads.routed) minus when the request was sent.
 """
 
 from __future__ import annotations
@@ -177,14 +178,51 @@ def _lead_body(lead_id: str, now: datetime) -> bytes:
     }).encode()
 
 
+async def _watch_routed(settings: Settings, want: set[str], found: dict[str, int],
+                        ready: asyncio.Event) -> None:
+    """Record when the router produced each wanted lead's LeadRouted (the record's
+    timestamp), reading leads.routed from its end as of now."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from streams.app import make_registry
+    from streams.codec import Codec
+
+    codec = Codec(make_registry(settings), settings.max_record_bytes)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topics.ROUTED.name, p) for p in range(settings.partitions)]
+        consumer.assign(parts)
+        await consumer.seek_to_end(*parts)
+        for tp in parts:
+            await consumer.position(tp)
+        ready.set()
+        while True:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for r in records:
+                    lead_id = codec.decode(r.value, topics.ROUTED.record)["lead_id"]
+                    if lead_id in want:
+                        found.setdefault(lead_id, r.timestamp)
+    finally:
+        await consumer.stop()
+
+
 async def _http_latency(
-    base: str, rate: float, seconds: float
+    settings: Settings, base: str, rate: float, seconds: float
 ) -> tuple[int, list[float], list[float], list[float]]:
     import aiohttp
 
     sent_at: dict[str, float] = {}
     acked_at: dict[str, float] = {}
     total = int(rate * seconds)
+    warmup = int(rate)  # the first second warms connections up and is not counted
+    lead_ids = [str(uuid.uuid4()) for _ in range(total + warmup)]
+    routed_at: dict[str, int] = {}
+    ready = asyncio.Event()
+    watcher = asyncio.create_task(
+        _watch_routed(settings, set(lead_ids[warmup:]), routed_at, ready)
+    )
+    await ready.wait()
     async with aiohttp.ClientSession(base_url=base) as http:
 
         async def one(lead_id: str, counted: bool) -> None:
@@ -198,29 +236,26 @@ async def _http_latency(
 
         start = time.monotonic()
         pending = []
-        warmup = int(rate)  # the first second warms connections up and is not counted
-        for i in range(total + warmup):
+        for i, lead_id in enumerate(lead_ids):
             delay = start + i / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            lead_id = str(uuid.uuid4())
             pending.append(asyncio.create_task(one(lead_id, counted=i >= warmup)))
         await asyncio.gather(*pending)
-        await asyncio.sleep(1.0)
-        latencies, routed = [], []
         deadline = time.monotonic() + 60
+        while len(routed_at) < len(sent_at) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        watcher.cancel()
+        missing = [k for k in sent_at if k not in routed_at]
+        if missing:
+            raise RuntimeError(f"{len(missing)} leads not routed within 60 s, e.g. {missing[0]}")
+        latencies = []
         for lead_id, t0 in sent_at.items():
-            while True:  # a slow run may still be working: the timestamps say when it was done
-                async with http.get(f"/v1/leads/{lead_id}/trace") as resp:
-                    trace = await resp.json()
-                seen = {s["kind"]: s["observed_at"] for s in reversed(trace.get("steps", []))}
-                if "ROUTED" in seen:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"lead {lead_id} was not routed: {trace}")
-                await asyncio.sleep(0.2)
-            latencies.append(seen["CAPTURED"] - t0 * 1000)
-            routed.append(seen["ROUTED"] - t0 * 1000)
+            async with http.get(f"/v1/leads/{lead_id}/trace") as resp:
+                trace = await resp.json()
+            captured = next(s for s in trace["steps"] if s["kind"] == "CAPTURED")
+            latencies.append(captured["observed_at"] - t0 * 1000)
+    routed = [routed_at[k] - sent_at[k] * 1000 for k in sent_at]
     acks = [(acked_at[k] - sent_at[k]) * 1000 for k in sent_at]
     return total, latencies, routed, acks
 
@@ -264,7 +299,7 @@ def _run(settings: Settings, events: int, rate: float, seconds: float, tmp: str)
                     print(f"bench: HTTP-to-trace at {rate:.0f} req/s for {seconds:.0f}s",
                           file=sys.stderr)
                     n, lat, routed, acks = asyncio.run(
-                        _http_latency(f"http://127.0.0.1:{port}", rate, seconds)
+                        _http_latency(settings, f"http://127.0.0.1:{port}", rate, seconds)
                     )
             finally:
                 proc.terminate()

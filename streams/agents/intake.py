@@ -107,7 +107,7 @@ def register(app: Any) -> None:
             return
         sends = handoff.on_event(
             policies, state, spec.kind, record, now_ms=now_ms,
-            clock_ms=index.current(msg.partition),
+            clock_ms=index.current(msg.partition), step=step,
         )
         store(lead_id, state, msg.partition)
         stats.accepted[spec.kind] += 1

@@ -16,6 +16,7 @@ from streams.agents.emit import ChangelogTable, Emitter
 from streams.core import routing
 from streams.core.contract import epoch_ms
 from streams.core.handoff import derived_id
+from streams.deadletter import dead_letter
 from streams.errors import LeadflowError
 
 REPS = "__reps__"
@@ -68,9 +69,13 @@ def register(app: Any) -> None:
                 try:
                     request = codec.decode(event.message.value or b"", topics.ROUTING.record)
                     routed = decide(request)
-                except LeadflowError:
-                    # Only leadflow writes this internal topic: a bad record is a bug.
-                    app.log.exception("undecodable routing request %s", event.message.offset)
+                except LeadflowError as err:
+                    # Only leadflow writes this topic: a bad record is a bug, kept to replay.
+                    msg = event.message
+                    await emitter.send(topics.DEAD_LETTERS, msg.key, dead_letter(
+                        err, source_topic=msg.topic, value=msg.value or b"", key=msg.key,
+                        partition=msg.partition, offset=msg.offset,
+                    ))
                     continue
                 if routed is not None:
                     stats.decided(topics.ROUTED, routed)

@@ -37,6 +37,7 @@ State = dict[str, Any]
 Send = tuple[TopicSpec, str, dict[str, Any]]
 
 TERMINAL = frozenset({"DISQUALIFIED", "CLOSED_WON", "CLOSED_LOST"})
+IMPORTED = "import"  # the source system of `leadflow import`'s records
 
 
 class Model(Protocol):
@@ -73,19 +74,25 @@ def _step(state: State, kind: str, what: str, at: int, now_ms: int, detail: dict
 
 def on_event(
     p: Policies, state: State, kind: str, record: dict[str, Any], *, now_ms: int,
-    clock_ms: int | None = None,
+    clock_ms: int | None = None, step: trace.Step | None = None,
 ) -> list[Send]:
     """Apply a validated record of topic kind lead | activity | status | touch | routed
-    (a LeadRouted) to ``state`` (already holding its trace step); return what to send."""
+    (a LeadRouted) to ``state`` (already holding its trace ``step``); return what to send.
+
+    A lead captured with source system "import" is history (``leadflow import``): it is
+    scored and followed through its lifecycle — a training example — but never routed,
+    notified or judged: its reps and deadlines are long gone."""
     at = _ms(record["occurred_at"])
     corr = record.get("correlation_id")
     sends: list[Send] = []
     if kind in ("lead", "activity"):
+        if kind == "lead" and record.get("source_system") == IMPORTED:
+            state["historic"] = True
         item = feats.input_of(kind, record)
         state["features"] = feats.apply(state.get("features"), item)
         if state.get("mql_at") is None:
             state.setdefault("inputs", []).append(item)  # to date the MQL, see _handover
-        sends += _score(p, state, at, now_ms, corr)
+        sends += _score(p, state, at, now_ms, corr, step)
     elif kind == "status":
         change = lifecycle.new_change(record)
         state["lifecycle"], _ = lifecycle.apply(state.get("lifecycle"), change)
@@ -106,7 +113,9 @@ def on_event(
     return sends
 
 
-def _score(p: Policies, state: State, at: int, now_ms: int, corr: str | None) -> list[Send]:
+def _score(
+    p: Policies, state: State, at: int, now_ms: int, corr: str | None, cause: trace.Step | None
+) -> list[Send]:
     features = state["features"]
     scored = p.model.score(features)
     last = state.get("scored")
@@ -128,10 +137,15 @@ def _score(p: Policies, state: State, at: int, now_ms: int, corr: str | None) ->
             ],
             "occurred_at": at, "correlation_id": corr,
         }))
-        _step(state, trace.StepKind.SCORED, what, at, now_ms, {
-            "score": scored.score, "model": scored.model_version,
-            "top": ", ".join(f"{f.feature} {f.contribution:+g}" for f in scored.factors[:3]),
-        }, corr)
+        if cause is not None and last is not None and last["version"] == scored.model_version:
+            # A step per score change would double the trace (and its changelog writes);
+            # the new score goes beside the event that moved it.
+            cause["detail"]["score"] = scored.score
+        else:
+            _step(state, trace.StepKind.SCORED, what, at, now_ms, {
+                "score": scored.score, "model": scored.model_version,
+                "top": ", ".join(f"{f.feature} {f.contribution:+g}" for f in scored.factors[:3]),
+            }, corr)
     if not crossed or state.get("mql_at") is not None or features["profile_at"] is None:
         return sends  # no capture read yet: activities alone are nobody to hand over
     return sends + _handover(p, state, now_ms, corr)
@@ -149,17 +163,18 @@ def _handover(p: Policies, state: State, now_ms: int, corr: str | None) -> list[
     first, ready = _crossings(p, state.get("inputs") or [])
     if first is None:
         return sends  # cannot happen: all of the inputs are the features that crossed
+    historic = state.get("historic", False)
     if state.get("crossed_at") is None:
-        # Judged once, when the score first crosses: marketing owes complete context then.
         at, features = first
         missing = feats.missing_context(features)
         state["crossed_at"] = at
-        verdict = sla.context_verdict(
-            p.contract, complete=not missing, missing=missing, at_ms=at,
-            campaign_id=features.get("campaign_id"),
-        )
-        sends += _verdicts(p, state, [verdict], now_ms, corr)
-        sends.append(_fact(state, "CROSSED", at, complete=not missing, corr=corr))
+        if not historic:  # judged once, when it first crosses: marketing owes context then
+            verdict = sla.context_verdict(
+                p.contract, complete=not missing, missing=missing, at_ms=at,
+                campaign_id=features.get("campaign_id"),
+            )
+            sends += _verdicts(p, state, [verdict], now_ms, corr)
+            sends.append(_fact(state, "CROSSED", at, complete=not missing, corr=corr))
     if ready is None:
         return sends  # never handed over incomplete; a later capture may complete it
     at, features = ready
@@ -174,7 +189,8 @@ def _handover(p: Policies, state: State, now_ms: int, corr: str | None) -> list[
     score = p.model.score(features).score
     _step(state, trace.StepKind.MQL, "mql", at, now_ms,
           {"score": score, "threshold": p.scoring.threshold, "tier": tier}, corr)
-    sends.append(_routing(state, "ROUTE", at, corr, tier=tier, features=features))
+    if not historic:
+        sends.append(_routing(state, "ROUTE", at, corr, tier=tier, features=features))
     return sends
 
 
@@ -225,6 +241,8 @@ def _fact(state: State, kind: str, at: int, *, complete: bool, corr: str | None)
 def _after_status(state: State, at: int, corr: str | None) -> list[Send]:
     fold = lifecycle.fold(state["lifecycle"])
     sends: list[Send] = []
+    if state.get("historic"):
+        return []
     if state.get("mql_at") is not None and not state.get("dq_counted") and any(
         t.to_status == "DISQUALIFIED" for t in fold.transitions
     ):

@@ -50,10 +50,12 @@ def touch(lead_id: str, at: int) -> dict[str, Any]:
 
 def feed(p: handoff.Policies, state: dict | None, kind: str, record: dict, clock: int | None):
     state = state or trace.new_state(record["lead_id"])
+    step = None
     if kind in ("lead", "activity", "status", "touch"):
-        state, _ = trace.apply(state, record["lead_id"], trace.step_from_record(
-            kind, record, record["occurred_at"]), now_ms=record["occurred_at"], retention_ms=HOUR)
-    return state, handoff.on_event(p, state, kind, record, now_ms=0, clock_ms=clock)
+        step = trace.step_from_record(kind, record, record["occurred_at"])
+        state, _ = trace.apply(state, record["lead_id"], step, now_ms=record["occurred_at"],
+                               retention_ms=HOUR)
+    return state, handoff.on_event(p, state, kind, record, now_ms=0, clock_ms=clock, step=step)
 
 
 def routed(sends: list[handoff.Send], owner: str | None = "rep-amy") -> dict[str, Any]:
@@ -178,3 +180,27 @@ def test_activities_alone_are_nobody_to_judge_or_hand_over_until_the_capture_is_
     state, sends = feed(p, state, "lead", capture, None)
     assert verdicts(sends) == {"CONTEXT_COMPLETE": "MET"}
     assert state["crossed_at"] == state["mql_at"] == T0
+
+
+def test_a_score_change_is_noted_on_the_event_that_moved_it_not_as_another_step(p):
+    capture = lead(jobTitle="Intern")
+    state, sends = feed(p, None, "lead", capture, None)
+    body = json.loads((EXAMPLES / "activity-recorded.json").read_text())
+    click = payloads.activity_from_json({**body, "leadId": capture["lead_id"], "type": "page_view"})
+    click["occurred_at"] = T0 + MIN
+    state, sends = feed(p, state, "activity", click, None)
+    assert sorted(s["kind"] for s in state["steps"]) == ["ACTIVITY", "CAPTURED", "SCORED"]
+    (act,) = [s for s in state["steps"] if s["kind"] == "ACTIVITY"]
+    assert act["detail"]["score"] == state["scored"]["score"] == 47
+    assert [s.name for s, _, _ in sends] == [topics.SCORED.name]  # still announced
+
+
+def test_an_imported_lead_is_history_scored_and_handed_over_but_never_routed_or_judged(p):
+    record = lead()
+    record["source_system"] = "import"
+    state, sends = feed(p, None, "lead", record, None)
+    assert state["mql_at"] == T0 and state["historic"]
+    assert [s.name for s, _, _ in sends] == [topics.SCORED.name]
+    state, sends = feed(p, state, "status", status(record["lead_id"], "DISQUALIFIED", T0 + HOUR),
+                        T0 + 30 * 86_400_000)
+    assert sends == [] and not verdicts(sends)
