@@ -29,9 +29,14 @@ class Emitter:
         # Not cached: Faust may replace its aiokafka producer when it restarts the service.
         return self.app.producer._ensure_producer()
 
-    async def send(self, spec: TopicSpec, key: bytes | None, record: dict[str, Any]) -> None:
+    async def send(
+        self, spec: TopicSpec, key: bytes | None, record: dict[str, Any],
+        partition: int | None = None,
+    ) -> None:
+        """``partition``: where ``key`` goes, when the caller knows (aiokafka's partitioner
+        hashes every key in pure Python otherwise)."""
         value = self.app.codec.encode(spec.subject, spec.record, record)
-        await self.producer.send(spec.name, key=key, value=value)
+        await self.producer.send(spec.name, key=key, value=value, partition=partition)
 
 
 class ChangelogTable:

@@ -40,10 +40,13 @@ def register(app: Any) -> None:
     send = emitter.send
     index = SlaIndex(app, idle_ms=int(settings.sla_idle_s * 1000), report=stats.clocks)
 
-    async def dispatch(sends: list[handoff.Send]) -> None:
+    async def dispatch(sends: list[handoff.Send], partition: int) -> None:
+        """Send what the handoff decided about a lead of ``partition``: derived topics are
+        keyed by lead id too, so the lead's partition there is the same (or 0 on a
+        one-partition topic)."""
         for spec, key, record in sends:
             stats.decided(spec, record)
-            await send(spec, key.encode(), record)
+            await send(spec, key.encode(), record, 0 if spec.partitions == 1 else partition)
 
     def store(lead_id: str, state: dict[str, Any], partition: int) -> None:
         table.put(lead_id, state, partition)
@@ -83,7 +86,7 @@ def register(app: Any) -> None:
                     clock_ms=index.current(msg.partition),
                 )
                 store(lead_id, state, msg.partition)
-                await dispatch(sends)
+                await dispatch(sends, msg.partition)
                 return
             observed = datetime.fromtimestamp(now, UTC)
             record = contract.validate(spec.kind, record, observed_at=observed, max_skew=skew)
@@ -111,7 +114,7 @@ def register(app: Any) -> None:
         )
         store(lead_id, state, msg.partition)
         stats.accepted[spec.kind] += 1
-        await dispatch(sends)
+        await dispatch(sends, msg.partition)
         if spec is topics.LEADS:
             claim = {
                 "email_key": record["email"],
@@ -148,7 +151,7 @@ def register(app: Any) -> None:
             return
         sends = handoff.on_clock(policies, state, clock, now_ms=wall_ms)
         store(lead_id, state, partition)
-        await dispatch(sends)
+        await dispatch(sends, partition)
 
     register_timer(app, index, judge, table.flush, settings.sla_tick_s)
 
