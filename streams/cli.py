@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from streams.importing.command import import_command
 from streams.settings import Settings
 
 
@@ -216,6 +217,8 @@ def config() -> None:
             value = f"<{len(value)} secret(s)>"
         click.echo(f"{env:34} {value!r}")
 
+
+main.add_command(import_command)
 
 if __name__ == "__main__":
     main()
