@@ -248,7 +248,14 @@ async def _http_latency(
         watcher.cancel()
         missing = [k for k in sent_at if k not in routed_at]
         if missing:
-            raise RuntimeError(f"{len(missing)} leads not routed within 60 s, e.g. {missing[0]}")
+            async with http.get(f"/v1/leads/{missing[0]}/trace") as resp:
+                trace = await resp.json()
+            async with http.get("/v1/stats") as resp:
+                stats = await resp.json()
+            raise RuntimeError(
+                f"{len(missing)} leads not routed within 60 s; the first one's trace: {trace}; "
+                f"worker: handoff {stats['handoff']}, clocks {stats['sla_clocks']}"
+            )
         latencies = []
         for lead_id, t0 in sent_at.items():
             async with http.get(f"/v1/leads/{lead_id}/trace") as resp:

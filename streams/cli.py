@@ -118,18 +118,33 @@ def trace(lead_id: str, url: str | None, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("target", type=click.Choice(["pipeline", "model"]), default="pipeline")
 @click.option("--events", type=int, default=50_000, show_default=True, help="Backlog size.")
 @click.option("--rate", type=float, default=200.0, show_default=True, help="HTTP requests/s.")
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="HTTP load time.")
-def bench(events: int, rate: float, seconds: float) -> None:
-    """Measure intake + trace against a bare decode agent, and HTTP-to-trace latency.
+@click.option("--kind", type=click.Choice(["logistic", "gbm"]), default="logistic",
+              show_default=True, help="model: the model family to retrain.")
+def bench(target: str, events: int, rate: float, seconds: float, kind: str) -> None:
+    """Measure leadflow: the full pipeline (default) or the scoring model.
 
-    Starts its own embedded broker on a free port; takes a minute or two.
+    pipeline: starts its own embedded broker on a free port, fills a backlog, and measures
+    the worker against a bare decode agent, HTTP-to-trace and captured-to-routed latency.
+    model: retrains on simulated dispositions (500, 2,000, 10,000 labels) and compares the
+    AUC with the oracle (the simulator's hidden probabilities); times 100,000 examples.
 
     \b
     Example:
       leadflow bench --events 50000 --rate 200
+      leadflow bench model
     """
+    if target == "model":
+        from streams.bench_model import run_model_bench
+
+        def progress(step: str) -> None:
+            click.echo(f"bench: {step}", err=True)
+
+        click.echo(run_model_bench(kind=kind, progress=progress).table())
+        return
     from streams.bench import run_bench
 
     click.echo(run_bench(Settings.load(), events, rate, seconds).table())
