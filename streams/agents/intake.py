@@ -18,7 +18,6 @@ from streams import topics
 from streams.agents.emit import ChangelogTable, Emitter
 from streams.agents.sla import SlaIndex, register_timer
 from streams.core import contract, handoff, trace
-from streams.deadletter import dead_letter
 from streams.errors import ErrorCode, LeadflowError
 
 DAY_MS = 86_400_000
@@ -54,11 +53,7 @@ def register(app: Any) -> None:
 
     async def reject(err: LeadflowError, msg: Any) -> None:
         stats.dead_letters[str(err.code)] += 1
-        letter = dead_letter(
-            err, source_topic=msg.topic, value=msg.value or b"", key=msg.key,
-            partition=msg.partition, offset=msg.offset,
-        )
-        await send(topics.DEAD_LETTERS, msg.key, letter)
+        await emitter.reject(err, msg)
 
     async def handle(spec: topics.TopicSpec, msg: Any) -> int | None:
         """Process one message; returns the event time of an inbound event it accepted."""
@@ -133,7 +128,6 @@ def register(app: Any) -> None:
             # Batches amortise the changelog sends; `within` bounds the latency they add.
             async for events in stream.take_events(batch, within=within):
                 for event in events:
-                    stream._set_current_event(event)  # RocksDB writes to its partition
                     occurred = None
                     try:
                         occurred = await handle(spec, event.message)

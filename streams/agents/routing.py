@@ -16,7 +16,6 @@ from streams.agents.emit import ChangelogTable, Emitter
 from streams.core import routing
 from streams.core.contract import epoch_ms
 from streams.core.handoff import derived_id
-from streams.deadletter import dead_letter
 from streams.errors import LeadflowError
 
 REPS = "__reps__"
@@ -65,17 +64,12 @@ def register(app: Any) -> None:
     async def route(stream: Any) -> None:
         async for events in stream.take_events(settings.intake_batch, within=0.005):
             for event in events:
-                stream._set_current_event(event)
                 try:
                     request = codec.decode(event.message.value or b"", topics.ROUTING.record)
                     routed = decide(request)
                 except LeadflowError as err:
                     # Only leadflow writes this topic: a bad record is a bug, kept to replay.
-                    msg = event.message
-                    await emitter.send(topics.DEAD_LETTERS, msg.key, dead_letter(
-                        err, source_topic=msg.topic, value=msg.value or b"", key=msg.key,
-                        partition=msg.partition, offset=msg.offset,
-                    ))
+                    await emitter.reject(err, event.message)
                     continue
                 if routed is not None:
                     stats.decided(topics.ROUTED, routed)

@@ -9,6 +9,7 @@ event time has got. Only this worker's active partitions are judged; standbys wa
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ from streams.core.eventclock import EventClock
 # Inputs whose events can meet a clause: the clock waits for them while they lag.
 GATED = (topics.TOUCHES.name, topics.STATUS.name)
 INPUTS = tuple(t.name for t in topics.INBOUND)
+YIELD_EVERY = 64  # leads judged between two yields to the event loop
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -136,6 +138,10 @@ def register_timer(
     @app.timer(interval=interval_s, name="sla.clock")
     async def tick() -> None:
         wall_ms = int(time.time() * 1000)
-        for partition, clock, lead_id in index.due(table, partitions, wall_ms):
+        for i, (partition, clock, lead_id) in enumerate(index.due(table, partitions, wall_ms)):
             await judge(partition, clock, lead_id, wall_ms)
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                # When a backlog ends, thousands of deadlines fall due at once: let intake
+                # and the API run in between, or every request waits for the whole tick.
+                await asyncio.sleep(0)
         await flush()
