@@ -20,7 +20,8 @@ from streams.codec import Codec
 from streams.kafka import ensure_topics
 from streams.registry import FileRegistry
 from streams.settings import Settings
-from streams.simulate import Scenario, generate, send_kafka
+from streams.simulate import DUPLICATE, OK, Scenario, generate, send_kafka
+from streams.simulate.truth import kafka_expected_counts
 from streams.views import get_json
 from tests.conftest import Worker, start_worker, stop_worker
 from tests.integration.test_intake import read_topic
@@ -59,7 +60,15 @@ def run(scenario: Scenario, tmp: Path) -> list[dict]:
                                realtime=False))
         worker = start_worker(broker, tmp / "worker", **FAST_CLOCK)
         try:
-            return collect(worker, scenario)
+            verdicts = collect(worker, scenario)
+            # Every delivery handled exactly once: nothing lost, nothing taken twice.
+            stats = get_json(f"{worker.base_url}/v1/stats")[1]
+            expected = kafka_expected_counts(scenario)
+            assert stats["accepted_total"] == expected[OK]
+            assert stats["duplicates_total"] == expected[DUPLICATE]
+            assert stats["dead_letters_total"] == sum(expected.values()) - expected[OK] - expected[
+                DUPLICATE]
+            return verdicts
         finally:
             stop_worker(worker)
 
