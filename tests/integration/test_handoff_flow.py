@@ -6,10 +6,12 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from streams.broker import EmbeddedBroker
 from streams.views import get_json
-from tests.conftest import Worker
+from tests.conftest import Worker, start_worker, stop_worker
 from tests.integration.test_intake import example, post, signed
 
 
@@ -70,3 +72,33 @@ def test_a_deadline_nobody_meets_is_breached_once_by_the_clock(worker: Worker) -
     time.sleep(3)  # more clock ticks judge nothing twice
     again = wait_kinds(worker, lead_id, {"SLA": 4})
     assert len(again["summary"]["sla"]) == len(verdicts) == 4
+
+
+def test_a_first_touch_breach_reassigns_the_lead_when_the_contract_says_so(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    config = tmp_path / "leadflow.toml"
+    text = (Path(__file__).parents[2] / "leadflow.toml").read_text()
+    assert "reassign_on_first_touch_breach = false" in text
+    config.write_text(text.replace("reassign_on_first_touch_breach = false",
+                                   "reassign_on_first_touch_breach = true"))
+    worker = start_worker(broker, tmp_path / "w", LEADFLOW_CONFIG=str(config),
+                          LEADFLOW_SLA_IDLE_S="1", LEADFLOW_SLA_TICK_S="0.2")
+    try:
+        lead_id = str(uuid.uuid4())
+        lead = json.loads(example("lead-captured.json"))
+        # A hand-raiser (it requested a demo) captured an hour ago: 15 minutes have passed.
+        lead.update(leadId=lead_id, email=f"{lead_id[:8]}@example.org",
+                    triggerActions=["requested_demo"],
+                    timestamp=(datetime.now(UTC) - timedelta(hours=1)).isoformat())
+        assert post(worker.base_url, "/v1/leads", json.dumps(lead).encode())[0] == 202
+        body = wait_kinds(worker, lead_id, {"ROUTED": 2}, timeout=30)
+        first, second = [s["detail"] for s in body["steps"] if s["kind"] == "ROUTED"]
+        assert first["tier"] == "HAND_RAISER" and first["owner"]
+        # Another rep, or the rule's queue when nobody else is working at this hour.
+        assert second.get("owner") != first["owner"]
+        assert second.get("owner") or second.get("queue")
+        verdicts = {v["clause"]: v["verdict"] for v in body["summary"]["sla"]}
+        assert verdicts["FIRST_TOUCH"] == "BREACHED"
+    finally:
+        stop_worker(worker)
