@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,14 @@ class LeadflowApp(faust.App):
     codec: Codec
     stats: Stats
     tables_by_name: dict[str, Any]
+    # Awaited when the app starts, before its consumer and agents: what must be in place
+    # before the first event is processed (the scoring model in force).
+    startup_hooks: list[Callable[[], Awaitable[None]]]
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        for hook in getattr(self, "startup_hooks", ()):
+            await hook()
 
 
 def make_registry(settings: Settings) -> Registry:
@@ -63,12 +72,13 @@ def new_app(settings: Settings, *, store: str, datadir: Path, web: bool) -> Lead
     app.codec = Codec(make_registry(settings), settings.max_record_bytes)
     app.stats = Stats()
     app.tables_by_name = {}
+    app.startup_hooks = []
     return app
 
 
 def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
     from streams import policies
-    from streams.agents import identity, intake, marketing, notify, routing
+    from streams.agents import feedback, identity, intake, marketing, models, notify, routing
 
     app = new_app(
         settings,
@@ -83,6 +93,8 @@ def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
     routing.register(app)
     marketing.register(app)
     notify.register(app)
+    feedback.register(app)
+    models.register(app)
     if api:
         from streams import api as api_module
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from streams.cli_models import model_group, threshold_group
 from streams.importing.command import import_command
 from streams.settings import Settings
 
@@ -234,6 +235,8 @@ def config() -> None:
 
 
 main.add_command(import_command)
+main.add_command(model_group)
+main.add_command(threshold_group)
 
 if __name__ == "__main__":
     main()

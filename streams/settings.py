@@ -75,6 +75,15 @@ class Settings:
     notify_secret: str = ""
     notify_attempts: int = 5
     notify_backoff_s: float = 1.0
+    # The feedback loop. The leader retrains every retrain_every_s and after
+    # retrain_after_labels new labels (0 disables either); model_poll_s is how often it checks
+    # (and how soon a `leadflow model promote|rollback` is published, and every worker picks
+    # up a `leadflow threshold apply`). Retraining runs in a child process ("process": the
+    # stream keeps a core to itself) or a thread ("thread": where processes cannot be made).
+    retrain_every_s: float = 3600.0
+    retrain_after_labels: int = 500
+    model_poll_s: float = 5.0
+    retrain_in: str = "process"
     # Logging
     log_level: str = "warn"
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)

@@ -29,7 +29,10 @@ INBOUND = (LEADS, ACTIVITY, STATUS, TOUCHES)
 SCORED = TopicSpec("leads.scored", "LeadScored", "lead_id")
 ROUTED = TopicSpec("leads.routed", "LeadRouted", "lead_id")
 SLA = TopicSpec("sla.evaluated", "SlaEvaluated", "lead_id or campaign id")
-MODELS = TopicSpec("models.scoring", "ModelPublished", "model name", compacted=True)
+# One key ("scoring"): compaction keeps the champion in force, which a restarted worker reads.
+MODELS = TopicSpec(
+    "models.scoring", "ModelPublished", "model name", compacted=True, partitions=1
+)
 DEAD_LETTERS = TopicSpec("leadflow.dead-letters", "DeadLetter", "original key")
 OUTBOUND = (SCORED, ROUTED, SLA, MODELS, DEAD_LETTERS)
 
@@ -39,7 +42,12 @@ IDENTITY_RESOLVED = TopicSpec("leadflow.identity-resolved", "IdentityResolved", 
 # Rep capacity and monthly figures are shared by every lead: one partition each, in order.
 ROUTING = TopicSpec("leadflow.routing", "RoutingRequest", "lead_id", partitions=1)
 MARKETING = TopicSpec("leadflow.marketing", "MarketingFact", "lead_id", partitions=1)
-INTERNAL = (IDENTITY_CLAIMS, IDENTITY_RESOLVED, ROUTING, MARKETING)
+# Training examples: compacted, so a lead's latest example replaces the earlier ones; one
+# partition, so one feedback agent stores them all where retraining reads them.
+EXAMPLES = TopicSpec(
+    "leadflow.examples", "TrainingExample", "lead_id", compacted=True, partitions=1
+)
+INTERNAL = (IDENTITY_CLAIMS, IDENTITY_RESOLVED, ROUTING, MARKETING, EXAMPLES)
 
 ALL = INBOUND + OUTBOUND + INTERNAL
 BY_NAME = {t.name: t for t in ALL}

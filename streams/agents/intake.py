@@ -35,7 +35,7 @@ def register(app: Any) -> None:
     table = ChangelogTable(emitter, traces)
     skew = timedelta(seconds=settings.max_clock_skew_s)
     retention_ms = int(settings.dedup_retention_days * DAY_MS)
-    codec, stats, policies = app.codec, app.stats, app.policies
+    codec, stats = app.codec, app.stats
     send = emitter.send
     index = SlaIndex(app, idle_ms=int(settings.sla_idle_s * 1000), report=stats.clocks)
 
@@ -77,7 +77,7 @@ def register(app: Any) -> None:
                 lead_id = record["lead_id"]
                 state = table.get(lead_id) or trace.new_state(lead_id)
                 sends = handoff.on_event(
-                    policies, state, "routed", record, now_ms=now_ms,
+                    app.policies, state, "routed", record, now_ms=now_ms,
                     clock_ms=index.current(msg.partition),
                 )
                 store(lead_id, state, msg.partition)
@@ -104,7 +104,7 @@ def register(app: Any) -> None:
             stats.duplicates[spec.kind] += 1
             return
         sends = handoff.on_event(
-            policies, state, spec.kind, record, now_ms=now_ms,
+            app.policies, state, spec.kind, record, now_ms=now_ms,
             clock_ms=index.current(msg.partition), step=step,
         )
         store(lead_id, state, msg.partition)
@@ -143,7 +143,7 @@ def register(app: Any) -> None:
         state = table.get(lead_id)
         if state is None:
             return
-        sends = handoff.on_clock(policies, state, clock, now_ms=wall_ms)
+        sends = handoff.on_clock(app.policies, state, clock, now_ms=wall_ms)
         store(lead_id, state, partition)
         await dispatch(sends, partition)
 

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from streams import topics
 from streams.core import features as feats
-from streams.core import lifecycle, sla, trace
+from streams.core import feedback, lifecycle, sla, trace
 from streams.core.contract import EVENT_NAMESPACE, epoch_ms
 from streams.core.routing import RoutingConfig
 from streams.core.scoring import Score, ScoringPolicy
@@ -52,6 +52,8 @@ class Policies:
     model: Model
     routing: RoutingConfig
     contract: sla.Contract
+    # Which dispositions are labels; None: no training examples are made.
+    labels: feedback.Labels | None = None
 
 
 def derived_id(lead_id: str, what: str) -> str:
@@ -109,6 +111,12 @@ def on_event(
         }, corr)
     elif kind != "touch":
         raise ValueError(f"no handoff for record kind {kind!r}")
+    if p.labels is not None and kind in ("lead", "activity", "status"):
+        # After every event, not only status changes: a lead's topics are read in any order,
+        # and the disposition may be read before the handover that makes it an example.
+        example = feedback.example_of(state, p.labels)
+        if example is not None:
+            sends.append((topics.EXAMPLES, state["lead_id"], feedback.record_of(example)))
     sends += on_clock(p, state, clock_ms, now_ms=now_ms)
     return sends
 

@@ -200,7 +200,10 @@ def test_an_imported_lead_is_history_scored_and_handed_over_but_never_routed_or_
     record["source_system"] = "import"
     state, sends = feed(p, None, "lead", record, None)
     assert state["mql_at"] == T0 and state["historic"]
-    assert [s.name for s, _, _ in sends] == [topics.SCORED.name]
+    # A training example all the same: history is what the first model learns from.
+    assert [s.name for s, _, _ in sends] == [topics.SCORED.name, topics.EXAMPLES.name]
     state, sends = feed(p, state, "status", status(record["lead_id"], "DISQUALIFIED", T0 + HOUR),
                         T0 + 30 * 86_400_000)
-    assert sends == [] and not verdicts(sends)
+    ((spec, _, example),) = sends
+    assert spec is topics.EXAMPLES and example["label"] == 0 and example["historic"]
+    assert not verdicts(sends)

@@ -27,6 +27,7 @@ SPEC_RECORDS = {
     "IdentityResolved",
     "RoutingRequest",
     "MarketingFact",
+    "TrainingExample",
 }
 
 

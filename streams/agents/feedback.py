@@ -1,0 +1,44 @@
+"""Feedback: training examples from the handoff into the store retraining reads.
+
+The intake's handoff sends a lead's example when one is due (``core.feedback``) on the
+compacted one-partition ``leadflow.examples``; this agent appends each batch of them to the
+JSON-lines store under DATA_DIR/examples (``models.examples``) in one write. Delivery is
+at-least-once: a batch redelivered after a crash is appended again, and the store keeps each
+lead's latest line, so a repeat changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from streams import topics
+from streams.core import feedback
+from streams.errors import LeadflowError
+
+
+def register(app: Any) -> None:
+    from models.examples import ExampleStore
+
+    settings, codec, stats = app.settings, app.codec, app.stats
+    store = ExampleStore(settings.data_path / "examples")
+    source = app.topic(
+        topics.EXAMPLES.name, key_serializer="raw", value_serializer="raw", partitions=1,
+    )
+
+    @app.agent(source, name="feedback")
+    async def examples(stream: Any) -> None:
+        async for events in stream.take_events(settings.intake_batch, within=0.2):
+            batch = []
+            for event in events:
+                try:
+                    record = codec.decode(event.message.value or b"", topics.EXAMPLES.record)
+                except LeadflowError:
+                    # Only leadflow writes this topic: an undecodable record is a bug.
+                    app.log.exception("undecodable training example at offset %s",
+                                      event.message.offset)
+                    continue
+                batch.append(feedback.example_from_record(record))
+            # In a thread: the append ends with an fsync, which can take a disk's while.
+            stored = await asyncio.to_thread(store.append, batch)
+            stats.handoff["examples"] += stored
