@@ -230,6 +230,11 @@ def threshold_recommend(capacity: float | None, as_json: bool) -> None:
         policy = dataclasses.replace(policy, capacity_per_month=capacity)
     model = _registry(settings).champion_model() or p.model
     examples = ExampleStore(settings.data_path / "examples").read()
+    if len(examples) < 2:
+        raise click.ClickException(
+            f"no scored leads in {settings.data_path / 'examples'} yet: run a worker on live "
+            "or simulated leads (leadflow up --demo), or load history (leadflow import)"
+        )
     try:
         advice = threshold_advice(examples, model, current=p.scoring.threshold,
                                   contract=p.contract, policy=policy)
