@@ -289,6 +289,10 @@ def _run(settings: Settings, events: int, rate: float, seconds: float, tmp: str)
         sent = asyncio.run(_fill_backlog(settings, events))
         env = {**os.environ, "LEADFLOW_BROKER_URL": "", "LEADFLOW_BROKER_PORT": str(broker.port),
                "LEADFLOW_DATA_DIR": tmp, "LEADFLOW_LOG_LEVEL": "warn",
+               # The pipeline with the model it started with: a model promoted mid-run (the
+               # backlog's dispositions are enough labels) scores on another scale, and the
+               # bench's leads would no longer be sales-ready at the configured threshold.
+               "LEADFLOW_RETRAIN_EVERY_S": "0", "LEADFLOW_RETRAIN_AFTER_LABELS": "0",
                "LEADFLOW_SCHEMA_REGISTRY_URL": "",
                "LEADFLOW_SCHEMA_REGISTRY_FILE": settings.schema_registry_file}
         rates = {}
