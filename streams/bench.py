@@ -137,11 +137,15 @@ def _drain(base: str, expected: int, proc: subprocess.Popen[bytes], timeout: flo
     raise RuntimeError(f"backlog of {expected} not consumed in {timeout:.0f}s")
 
 
-def _wait_idle(base: str, timeout: float = 60.0) -> None:
-    deadline, last = time.monotonic() + timeout, None
+def _wait_idle(base: str, timeout: float = 120.0) -> None:
+    """Until every agent (intake and the internal ones: routing, marketing, examples) has
+    had nothing to do for two seconds: latency is measured on a settled pipeline."""
+    deadline, last, still = time.monotonic() + timeout, None, 0
     while time.monotonic() < deadline:
-        total = get_json(f"{base}/v1/stats")[1]["received_total"]
-        if total == last:
+        stats = get_json(f"{base}/v1/stats")[1]
+        total = stats["received_total"] + stats["internal_total"]
+        still = still + 1 if total == last else 0
+        if still >= 2:
             return
         last = total
         time.sleep(1.0)

@@ -12,6 +12,7 @@ from typing import Any
 class Stats:
     started_at: float = field(default_factory=time.time)
     received: Counter[str] = field(default_factory=Counter)  # by topic
+    internal: Counter[str] = field(default_factory=Counter)  # by topic: routing, marketing, ...
     accepted: Counter[str] = field(default_factory=Counter)  # by kind
     duplicates: Counter[str] = field(default_factory=Counter)  # by kind
     dead_letters: Counter[str] = field(default_factory=Counter)  # by error code
@@ -50,6 +51,8 @@ class Stats:
             "uptime_s": round(time.time() - self.started_at, 3),
             "received": dict(self.received),
             "received_total": sum(self.received.values()),
+            "internal": dict(self.internal),
+            "internal_total": sum(self.internal.values()),
             "accepted": dict(self.accepted),
             "accepted_total": sum(self.accepted.values()),
             "duplicates": dict(self.duplicates),

@@ -13,6 +13,7 @@ import asyncio
 from typing import Any
 
 from streams import topics
+from streams.agents.emit import Emitter
 from streams.core import feedback
 from streams.errors import LeadflowError
 
@@ -21,6 +22,7 @@ def register(app: Any) -> None:
     from models.examples import ExampleStore
 
     settings, codec, stats = app.settings, app.codec, app.stats
+    emitter = Emitter(app)
     store = ExampleStore(settings.data_path / "examples")
     source = app.topic(
         topics.EXAMPLES.name, key_serializer="raw", value_serializer="raw", partitions=1,
@@ -29,14 +31,14 @@ def register(app: Any) -> None:
     @app.agent(source, name="feedback")
     async def examples(stream: Any) -> None:
         async for events in stream.take_events(settings.intake_batch, within=0.2):
+            stats.internal[topics.EXAMPLES.name] += len(events)
             batch = []
             for event in events:
                 try:
                     record = codec.decode(event.message.value or b"", topics.EXAMPLES.record)
-                except LeadflowError:
-                    # Only leadflow writes this topic: an undecodable record is a bug.
-                    app.log.exception("undecodable training example at offset %s",
-                                      event.message.offset)
+                except LeadflowError as err:
+                    # Only leadflow writes this topic: a bad record is a bug, kept to replay.
+                    await emitter.reject(err, event.message)
                     continue
                 batch.append(feedback.example_from_record(record))
             # In a thread: the append ends with an fsync, which can take a disk's while.

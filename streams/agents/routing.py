@@ -63,6 +63,7 @@ def register(app: Any) -> None:
     @app.agent(source, name="routing")
     async def route(stream: Any) -> None:
         async for events in stream.take_events(settings.intake_batch, within=0.005):
+            stats.internal[topics.ROUTING.name] += len(events)
             for event in events:
                 try:
                     request = codec.decode(event.message.value or b"", topics.ROUTING.record)
