@@ -18,7 +18,6 @@ import aiohttp
 from streams import topics, webhooks
 from streams.agents.emit import Emitter
 from streams.core import outbound
-from streams.deadletter import dead_letter
 from streams.errors import ErrorCode, LeadflowError
 
 
@@ -67,10 +66,7 @@ def register(app: Any) -> None:
                 f"POST {settings.notify_url}: {answer} after {len(waits) + 1} attempts",
             )
         if failure:
-            await emitter.send(topics.DEAD_LETTERS, msg.key, dead_letter(
-                failure, source_topic=msg.topic, value=msg.value or b"", key=msg.key,
-                partition=msg.partition, offset=msg.offset,
-            ))
+            await emitter.reject(failure, msg)
 
     @app.task
     async def notify_owners() -> None:
