@@ -173,7 +173,7 @@ def _handover(p: Policies, state: State, now_ms: int, corr: str | None) -> list[
         return sends  # cannot happen: all of the inputs are the features that crossed
     historic = state.get("historic", False)
     if state.get("crossed_at") is None:
-        at, features = first
+        at, features, _ = first
         missing = feats.missing_context(features)
         state["crossed_at"] = at
         if not historic:  # judged once, when it first crosses: marketing owes context then
@@ -185,7 +185,7 @@ def _handover(p: Policies, state: State, now_ms: int, corr: str | None) -> list[
             sends.append(_fact(state, "CROSSED", at, complete=not missing, corr=corr))
     if ready is None:
         return sends  # never handed over incomplete; a later capture may complete it
-    at, features = ready
+    at, features, score = ready
     lead_id = state["lead_id"]
     state["mql_at"] = at
     state["mql_features"] = features  # as sales got it: the training example's features
@@ -194,7 +194,6 @@ def _handover(p: Policies, state: State, now_ms: int, corr: str | None) -> list[
         state.get("lifecycle"), lifecycle.system_change(derived_id(lead_id, "mql"), at, "MQL")
     )
     tier = feats.tier(features, p.scoring)
-    score = p.model.score(features).score
     _step(state, trace.StepKind.MQL, "mql", at, now_ms,
           {"score": score, "threshold": p.scoring.threshold, "tier": tier}, corr)
     if not historic:
@@ -202,7 +201,7 @@ def _handover(p: Policies, state: State, now_ms: int, corr: str | None) -> list[
     return sends
 
 
-Moment = tuple[int, feats.Features]
+Moment = tuple[int, feats.Features, int]  # event time, features then, score then
 
 
 def _crossings(p: Policies, inputs: list[feats.Input]) -> tuple[Moment | None, Moment | None]:
@@ -215,9 +214,12 @@ def _crossings(p: Policies, inputs: list[feats.Input]) -> tuple[Moment | None, M
         features = feats.apply(features, item)
         if i + 1 < len(ordered) and ordered[i + 1][0] == item[0]:
             continue  # events of the same millisecond count together
-        if features["profile_at"] is None or p.model.score(features).score < p.scoring.threshold:
+        if features["profile_at"] is None:
             continue
-        moment = (item[0], copy.deepcopy(features))
+        score = p.model.score(features).score
+        if score < p.scoring.threshold:
+            continue
+        moment = (item[0], copy.deepcopy(features), score)
         first = first or moment
         if not feats.missing_context(features):
             return first, moment
