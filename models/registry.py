@@ -302,12 +302,16 @@ class Registry:
         by: str,
         margin: float = DEFAULT_MARGIN,
         min_labels: int = DEFAULT_MIN_LABELS,
+        hold: str | None = None,
         now_ms: int | None = None,
     ) -> Verdict:
         """Judge a candidate against the champion's (or the points model's) metrics on the
-        candidate's holdout: promote it, or keep it as rejected with the reason."""
+        candidate's holdout: promote it, or keep it as rejected with the reason. ``hold``:
+        why a candidate that wins must still not be promoted automatically."""
         verdict = consider(self.metadata(version)["metrics"], champion_metrics,
                            margin=margin, min_labels=min_labels)
+        if verdict.promote and hold:
+            verdict = Verdict(False, f"{verdict.reason}, but {hold}")
         if verdict.promote:
             self.promote(version, by=by, reason=verdict.reason, now_ms=now_ms)
             return verdict
@@ -326,6 +330,7 @@ class Registry:
         by: str,
         margin: float = DEFAULT_MARGIN,
         min_labels: int = DEFAULT_MIN_LABELS,
+        hold: str | None = None,
         now_ms: int | None = None,
     ) -> Verdict:
         """``consider`` the saved ``result`` against the champion scored on ITS holdout (the
@@ -334,7 +339,7 @@ class Registry:
         metrics = evaluate_model(champion, result.holdout,
                                  threshold=result.evaluation.threshold).numbers()
         return self.consider(version, metrics, by=by, margin=margin, min_labels=min_labels,
-                             now_ms=now_ms)
+                             hold=hold, now_ms=now_ms)
 
     def promote(self, version: str, *, by: str, reason: str = "manual promotion",
                 now_ms: int | None = None) -> None:

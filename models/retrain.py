@@ -9,7 +9,11 @@ the one recommended), so a retrain that could not run says why and leaves the ch
 A promotion never changes the MQL threshold: a new model's probabilities are calibrated, so a
 score means what it says, but which threshold fits the SLA contract is the data team's call.
 The outcome carries the recommended threshold and the command that applies it
-(``leadflow threshold apply``), and the worker logs both.
+(``leadflow threshold apply``), and the worker logs both. Because the threshold stays, a
+candidate that would starve sales at it is not promoted automatically (``volume_hold``: the
+first trained model replacing the points model scores on another scale, and at the points
+model's threshold it may hand over next to nothing); ``leadflow model promote VERSION
+--threshold N`` promotes it with a threshold, both recorded.
 """
 
 from __future__ import annotations
@@ -117,6 +121,41 @@ def threshold_advice(
     }
 
 
+def volume_hold(
+    examples: Sequence[Mapping[str, Any]],
+    candidate: Model,
+    champion: Model,
+    *,
+    current: float,
+    recommended: int,
+    contract: Contract,
+    policy: ModelPolicy,
+) -> str | None:
+    """Why ``candidate`` must not replace ``champion`` at the threshold in force, or None.
+
+    It must not if, over the recent scored leads, it would hand over fewer MQLs a month
+    than the SLA contract's minimum AND fewer than the champion does: a better-ranking model
+    that breaks the volume commitment on its own is a threshold decision, not a silent one.
+    """
+    from models import thresholds
+
+    window = recent(examples, policy.window_days)
+    at = min(100, max(0, round(current)))
+    volume: dict[str, float] = {}
+    for name, model in (("candidate", candidate), ("champion", champion)):
+        probabilities, _, window_ms = thresholds.from_examples(window, model)
+        volume[name] = thresholds.table(probabilities, window_ms)[at].mqls_per_month
+    floor = contract.min_mqls_per_month
+    if volume["candidate"] >= min(floor, volume["champion"]):
+        return None
+    return (
+        f"at threshold {at} it would hand over {volume['candidate']:.0f} MQLs/month, the "
+        f"champion {volume['champion']:.0f} (contract: >= {floor:g}); to promote it with "
+        f"the threshold recommended for it: leadflow model promote {candidate.version} "
+        f"--threshold {recommended}"
+    )
+
+
 def retrain(settings: Settings, *, by: str, now_ms: int | None = None) -> Outcome:
     """Train on the stored examples and challenge the champion (see module doc)."""
     from models.features import FeatureSpace
@@ -149,18 +188,31 @@ def retrain(settings: Settings, *, by: str, now_ms: int | None = None) -> Outcom
             registry = Registry(root)
             version = registry.save(result, created_by=by, threshold=p.scoring.threshold,
                                     now_ms=at)
-            verdict = registry.challenge(
-                result, version, p.model, by=by, margin=policy.margin,
-                min_labels=policy.min_labels, now_ms=at,
-            )
-            model = registry.champion_model() or p.model
+            candidate = registry.load(version)
+            current, contract = p.scoring.threshold, p.contract
             try:
                 advice: dict[str, Any] | None = threshold_advice(
-                    examples, model, current=p.scoring.threshold, contract=p.contract,
-                    policy=policy,
+                    examples, candidate, current=current, contract=contract, policy=policy
+                )
+                hold = volume_hold(
+                    examples, candidate, registry.champion_model() or p.model, current=current,
+                    recommended=advice["recommended"], contract=contract, policy=policy,
                 )
             except ValueError as exc:  # too few recent scored leads to read volumes from
-                advice = {"recommended": None, "reason": str(exc)}
+                advice, hold = {"recommended": None, "reason": str(exc)}, None
+            if hold:  # its threshold comes with its promotion, not on its own
+                advice["command"] = (
+                    f"leadflow model promote {version} --threshold {advice['recommended']}"
+                )
+            verdict = registry.challenge(
+                result, version, p.model, by=by, margin=policy.margin,
+                min_labels=policy.min_labels, hold=hold, now_ms=at,
+            )
+            if not (verdict.promote or hold):  # the advice is for the model in force
+                model = registry.champion_model() or p.model
+                with contextlib.suppress(ValueError):
+                    advice = threshold_advice(examples, model, current=current,
+                                              contract=contract, policy=policy)
             outcome = Outcome(
                 PROMOTED if verdict.promote else REJECTED, verdict.reason, **base,
                 version=version, champion=registry.champion(), metrics=result.metrics(),

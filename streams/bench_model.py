@@ -2,17 +2,16 @@
 
 One seeded scenario (``streams.simulate.generate``). Its MQL'd leads become training
 examples exactly as the feedback loop builds them: the features as they were at the MQL
-moment (``handover.replay``, the engine's own core), label = the hidden ``converted``.
+moment (``handover.replay``, the engine's own core), labelled by the default label
+definition (positive: the lead reached SQL, won or lost afterwards; negative: it did not).
 Repeat submissions of one person are left out (their truth is the original lead's, while
 sales would disqualify them as duplicates). The latest 20 % by MQL time is one common
 holdout; for each N, models are trained on the N examples just before it (and on the
 N before those, … up to ``repeats`` disjoint windows, averaged: N = 500 is noisy).
 
-The ORACLE is the simulator's hidden ``probability`` on the same holdout. It knows things no
-model can see at MQL time: the lead's latent intent and the activity that comes after the
-handover (the truth counts every activity of the lead's horizon, even after ``now``). The
-"leaky" row measures how much of the gap that is: the same model trained on every activity
-delivered up to ``now``, features a real model must not have. It is a diagnostic only.
+The ORACLE is the simulator's hidden truth on the same holdout: the probability that the
+lead reaches SQL (``sales.sql_probability`` of its conversion probability at handover). It
+knows the hidden effect sizes; a model has to learn them from N labels.
 
 Training time on 100,000 examples: the pool resampled with replacement to that size (the
 time depends on size and vocabulary, not on distinctness; generating 200k leads would cost
@@ -35,7 +34,6 @@ import orjson
 from models.calibrate import expected_calibration_error
 from models.features import FeatureSpace
 from models.train import LOGISTIC, evaluate_model, fit, labelled, time_split
-from streams.core import features as feats
 
 Progress = Callable[[str], None]
 DEFAULT_LABELS = (500, 2_000, 10_000)
@@ -46,12 +44,10 @@ TARGET_ECE = 0.05
 TARGET_SECONDS = 30.0
 
 
-def scenario_examples(
-    scenario: Any, *, full_horizon: bool = False
-) -> tuple[list[dict[str, Any]], dict[str, float], dict[str, feats.Features]]:
-    """(examples in the feedback agent's format, hidden probability by lead id, and with
-    ``full_horizon`` the features over every delivered activity by lead id)."""
-    from streams.simulate.handover import activity_type, lead_record, replay
+def scenario_examples(scenario: Any) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """(examples in the feedback agent's format, the oracle's probability by lead id)."""
+    from streams.simulate.handover import lead_record, replay
+    from streams.simulate.sales import sql_probability
 
     wanted = {
         lead_id for lead_id, t in scenario.truth.items()
@@ -70,30 +66,22 @@ def scenario_examples(
     p = scenario.policies
     examples: list[dict[str, Any]] = []
     oracle: dict[str, float] = {}
-    full: dict[str, feats.Features] = {}
     for lead_id, truth in scenario.truth.items():
         if lead_id not in wanted:
             continue
         acts = sorted(activities.get(lead_id, ()), key=lambda a: a[0])
-        lead = lead_record(bodies[lead_id], scenario.now)
-        h = replay(p, lead, acts)
+        h = replay(p, lead_record(bodies[lead_id], scenario.now), acts)
         if h.mql_at is None or h.features is None:
             raise RuntimeError(f"lead {lead_id}: replay disagrees with the truth's MQL")
         examples.append({
             "lead_id": lead_id, "handed_over_at": h.mql_at, "disposed_at": None,
-            "outcome": truth.outcome, "label": int(truth.converted), "reason": None,
+            "outcome": truth.outcome, "label": int(truth.reached_sql), "reason": None,
             "campaign_id": truth.campaign_id, "features": h.features,
             "score": p.model.score(h.features).score, "model_version": p.model.version,
             "scored_at": h.mql_at,
         })
-        oracle[lead_id] = truth.probability
-        if full_horizon:
-            state = feats.update(None, "lead", lead)
-            for at, kind in acts:
-                feats.update(state, "activity",
-                             {"activity_type": activity_type(kind), "occurred_at": at})
-            full[lead_id] = state
-    return examples, oracle, full
+        oracle[lead_id] = sql_probability(truth.probability)
+    return examples, oracle
 
 
 @dataclass(frozen=True)
@@ -130,8 +118,6 @@ class ModelBench:
     points_auc: float
     rows: list[Row] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)  # label counts the pool is too small for
-    leaky: Row | None = None
-    pool_row: Row | None = None  # the whole pool before the holdout, MQL-time features
     big_n: int = 0
     big_seconds: float = 0.0
     big_auc: float = 0.0
@@ -141,8 +127,8 @@ class ModelBench:
         lines = [
             f"model bench ({self.kind}): seed {self.seed}, {self.leads:,} leads over "
             f"{self.days:g} days -> {self.examples:,} MQL'd examples "
-            f"({self.positive_rate:.1%} converted)",
-            f"holdout: latest {self.holdout:,} by MQL time; oracle (hidden probability) "
+            f"({self.positive_rate:.1%} reached SQL)",
+            f"holdout: latest {self.holdout:,} by MQL time; oracle (hidden probability of SQL) "
             f"AUC {self.oracle_auc:.3f}, Brier {self.oracle_brier:.4f}, ECE "
             f"{self.oracle_ece:.3f}; points model AUC {self.points_auc:.3f}",
             "",
@@ -159,17 +145,6 @@ class ModelBench:
             )
         for n in self.skipped:
             lines.append(f"{n:>8,}  (skipped: fewer labelled examples before the holdout)")
-        if self.leaky is not None and self.pool_row is not None:
-            r, m = self.leaky, self.pool_row
-            lines += [
-                "",
-                f"all {m.labels:,} labels before the holdout, features at MQL time: "
-                f"AUC {m.roc_auc:.3f}, gap {m.gap:.3f}",
-                f"same labels, every activity up to now (LEAKY diagnostic, not a model): "
-                f"AUC {r.roc_auc:.3f}, gap {r.gap:.3f}",
-                f"  -> {r.roc_auc - m.roc_auc:.3f} of the gap is activity after "
-                "the handover, which no model has at MQL time",
-            ]
         lines += [
             "",
             f"train on {self.big_n:,} examples (resampled pool): {self.big_seconds:.1f} s "
@@ -190,7 +165,6 @@ def run_model_bench(
     big: int = 100_000,
     kind: str = LOGISTIC,
     policies: Any = None,
-    leaky: bool = True,
     repeats: int = 5,
     progress: Progress | None = None,
 ) -> ModelBench:
@@ -211,7 +185,7 @@ def run_model_bench(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        examples, oracle, full = scenario_examples(scenario, full_horizon=leaky)
+        examples, oracle = scenario_examples(scenario)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -255,15 +229,6 @@ def run_model_bench(
         runs = [run(pool[len(pool) - (k + 1) * n: len(pool) - k * n], holdout)
                 for k in range(windows)]
         bench.rows.append(_mean(runs))
-
-    if leaky:
-        say("leaky diagnostic: the same model on every activity up to now")
-
-        def leak(e: dict[str, Any]) -> dict[str, Any]:
-            return {**e, "features": full[e["lead_id"]]}
-
-        bench.leaky = run([leak(e) for e in pool], [leak(e) for e in holdout])
-        bench.pool_row = run(pool, holdout)
 
     say(f"timing training on {big:,} examples")
     rng = random.Random(seed)

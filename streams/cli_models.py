@@ -133,19 +133,31 @@ def model_show(version: str, as_json: bool, top: int) -> None:
 @model_group.command("promote")
 @click.argument("version")
 @click.option("--reason", default="manual promotion", show_default=True)
-def model_promote(version: str, reason: str) -> None:
+@click.option("--threshold", type=click.IntRange(0, 100), default=None,
+              help="Also apply this MQL threshold (score points), recorded like "
+                   "`leadflow threshold apply`: a model on another scale needs its own.")
+def model_promote(version: str, reason: str, threshold: int | None) -> None:
     """Make VERSION the champion (recorded in the registry history with who and why).
 
     \b
     Example:
       leadflow model promote lr-20261102T093000Z-3f2a9c1b7e --reason "reviewed weights"
+      leadflow model promote lr-20261102T093000Z-3f2a9c1b7e --threshold 34
     """
+    from models import thresholds
+
     settings = Settings.load()
+    registry = _registry(settings)
     try:
-        _registry(settings).promote(version, by=_who(), reason=reason)
+        registry.metadata(version)
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0])) from exc
+    registry.promote(version, by=_who(), reason=reason)
     click.echo(f"{version} is the champion; {_live(settings)}")
+    if threshold is not None:
+        entry = thresholds.apply(registry.root, threshold, _who(), f"promoting {version}: {reason}")
+        click.echo(f"threshold {threshold} applied (version {entry['version']}) with it; "
+                   f"workers pick both up within {settings.model_poll_s:g} s")
 
 
 @model_group.command("rollback")

@@ -77,7 +77,8 @@ def inject(f: Funnel, counts: Mapping[str, int]) -> list[Delivery]:
         occurred = events[src].occurred_ms or f.now_ms  # good events always have a time
         return min(f.now_ms, occurred + rng.randint(1, 30 * 60) * SECOND)
 
-    for kind, n in counts.items():
+    # Reordering first: a resend must follow its original where that finally lands.
+    for kind, n in sorted(counts.items(), key=lambda item: item[0] != "out_of_order"):
         if n <= 0:
             continue
         if kind == "out_of_order":

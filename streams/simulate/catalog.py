@@ -1,8 +1,8 @@
 """Static vocabulary of the synthetic funnel: names, firmographics, campaigns, rep personas.
 
 The effect sizes here define the hidden ground truth: a lead's true conversion log-odds is
-the sum of these terms (see ``funnel.true_logit``). They are deliberately moderate so a
-model has something to find but cannot be perfect.
+the sum of these terms (see ``funnel.fit_logit`` and ``funnel.behaviour_logit``). They are
+deliberately moderate so a model has something to find but cannot be perfect.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ engine is graded on.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -26,9 +27,9 @@ from streams.core import features as feats
 from streams.core.handoff import Policies
 from streams.core.routing import Decision, LeadFacts, RoutingConfig, new_state, release, route
 from streams.simulate import verdicts
-from streams.simulate.funnel import Funnel
+from streams.simulate.funnel import Funnel, behaviour_logit, sigmoid
 from streams.simulate.model import LeadTruth
-from streams.simulate.sales import Worked, follow_up
+from streams.simulate.sales import Worked, follow_up, plan_stages
 
 _SKEW = timedelta(days=1)
 _SAMPLE_LEAD = "00000000-0000-4000-8000-000000000000"
@@ -126,6 +127,28 @@ class Router:
         heapq.heappush(self._releases, (at, self._seq, rep_id))
 
 
+@dataclass(frozen=True, slots=True)
+class Propensity:
+    """What decides whether a lead converts: its fit (firmographics and campaign, as hidden
+    log-odds), everything the person does (ms, kind, sorted; also what falls after ``now``),
+    whether the form itself asked for a demo, and the uniform draw that settles it."""
+
+    fit: float
+    behaviour: list[tuple[int, str]]
+    demo_form: bool
+    draw: float
+
+    def probability(self, until: int | None) -> float:
+        """The true conversion probability given the behaviour up to ``until`` (None: all):
+        sales gets the lead at its MQL moment, and what it does afterwards is sales' work,
+        not a property of the lead. So the truth is knowable at handover, and the oracle AUC
+        is one a model that sees the handover features can approach."""
+        counts = Counter(k for ms, k in self.behaviour if until is None or ms <= until)
+        if self.demo_form:
+            counts["demo_request"] = max(1, counts["demo_request"])
+        return min(0.98, max(0.002, sigmoid(self.fit + behaviour_logit(counts))))
+
+
 @dataclass(slots=True)
 class Prospect:
     """A lead as marketing produced it, waiting for leadflow's decision."""
@@ -136,6 +159,28 @@ class Prospect:
     stages: list[str]  # the statuses after MQL sales will eventually record
     bad_fit_reason: str | None
     dq: tuple[str, str] | None = None  # reason and notes of a disqualification, if fixed
+    propensity: Propensity | None = None  # None: a repeat, whose truth is the original's
+
+
+def settle(f: Funnel, prospects: list[Prospect], mql_at: dict[str, int]) -> None:
+    """Fix each lead's true probability, conversion and the path sales will take; a repeat
+    takes its original's truth."""
+    for prospect in prospects:
+        truth, prop = prospect.truth, prospect.propensity
+        if prop is None:
+            continue
+        probability = prop.probability(mql_at.get(truth.lead_id))
+        truth.probability = round(probability, 6)
+        truth.converted = prop.draw < probability
+        prospect.stages = plan_stages(f.rng, probability, truth.converted)
+        last = prospect.stages[-1]
+        truth.outcome = last if last in ("CLOSED_WON", "CLOSED_LOST") else "DISQUALIFIED"
+    for prospect in prospects:
+        truth = prospect.truth
+        if prospect.propensity is None and truth.alias_of is not None:
+            original = f.truth[truth.alias_of]
+            truth.probability, truth.converted = original.probability, original.converted
+            truth.outcome = original.outcome
 
 
 def _dt(ms: int) -> datetime:
@@ -160,6 +205,7 @@ def hand_over(f: Funnel, prospects: list[Prospect]) -> None:
         judged.append(clauses)
         if h.mql_at is not None:
             ready.append((h.mql_at, i, h))
+    settle(f, prospects, {prospects[i].truth.lead_id: at for at, i, _ in ready})
     ready.sort(key=_by_time)
 
     router = Router(p.routing)

@@ -29,6 +29,7 @@ from streams.simulate.funnel import (
     between,
     dumps,
     event,
+    fit_logit,
     iso,
     js,
     make_companies,
@@ -36,13 +37,11 @@ from streams.simulate.funnel import (
     pick,
     poisson,
     sigmoid,
-    true_logit,
     typed_email,
     uuid4,
 )
-from streams.simulate.handover import Prospect, hand_over, lead_record
+from streams.simulate.handover import Propensity, Prospect, hand_over, lead_record
 from streams.simulate.model import Campaign, LeadTruth
-from streams.simulate.sales import plan_stages
 
 # Share of forms that reach leadflow without what the MQL contract requires (a size band or
 # a trigger action): marketing's side of the SLA has breaches too.
@@ -105,11 +104,9 @@ def _lead(
     lead_id = uuid4(rng)
     person, email = make_person(f, company)
     intent = rng.gauss(0.0, 1.0) + 0.5 * campaign.quality
-    counts: dict[str, int] = {}
     acts: list[tuple[int, str]] = []
     triggers = [campaign.trigger]
     if rng.random() < sigmoid(-2.3 + 1.1 * intent):
-        counts["demo_request"] = 1
         if rng.random() < 0.6:
             # The form itself was the demo form: the capture *is* the hand-raise.
             t_demo = t0 + between(rng, 5, 90) * SECOND
@@ -118,23 +115,20 @@ def _lead(
             t_demo = t0 + int(rng.lognormvariate(math.log(1.5 * DAY), 0.8))
         acts.append((t_demo, "demo_request"))
         if rng.random() < 0.55:
-            counts["meeting_booked"] = 1
             acts.append((t_demo + between(rng, 2, 240) * MINUTE, "meeting_booked"))
     webinar = "webinar" in campaign.campaign_id
     for kind, base, sensitivity in ACTIVITY_RATES:
         boost = 4.0 if webinar and kind == "webinar_attend" else 1.0
         k = poisson(rng, boost * base * math.exp(sensitivity * intent))
         if k:
-            counts[kind] = k
             for _ in range(k):
                 acts.append((t0 + 5 * SECOND + int(rng.expovariate(1 / ENGAGEMENT_MEAN_MS)), kind))
     if intent > 0.8 and rng.random() < 0.6:
         triggers.append("viewed_pricing_page")
     triggers.extend(rng.sample(C.EXTRA_TRIGGERS[:1] + C.EXTRA_TRIGGERS[2:], between(rng, 0, 2)))
 
-    probability = min(0.98, max(0.002, sigmoid(true_logit(company, person, campaign, counts))))
-    converted = rng.random() < probability
-    stages = plan_stages(rng, probability, converted)
+    acts.sort(key=_first)
+    draw = rng.random()  # decides conversion once the probability at handover is known
     body = _lead_body(f, lead_id, person, email, company, campaign, triggers, t0, intent)
     f.events.append(event(t0, "lead", lead_id, dumps(body)))
     delivered = []
@@ -153,12 +147,17 @@ def _lead(
         email_key=email.lower(),
         campaign_id=campaign.campaign_id,
         captured_at=_dt(t0),
-        probability=round(probability, 6),
-        converted=converted,
-        outcome=stages[-1] if stages[-1] in ("CLOSED_WON", "CLOSED_LOST") else "DISQUALIFIED",
+        probability=0.0,  # set by ``handover.settle``
+        converted=False,
+        outcome="",
         hand_raiser=any(kind == "demo_request" for _, kind in delivered),
     )
-    prospect = Prospect(truth, lead_record(body, observed), delivered, stages, bad_fit_reason)
+    prospect = Prospect(
+        truth, lead_record(body, observed), delivered, [], bad_fit_reason,
+        propensity=Propensity(
+            fit_logit(company, person, campaign), acts, "requested_demo" in triggers, draw
+        ),
+    )
     return prospect, person, company, email
 
 
@@ -197,9 +196,9 @@ def _repeat(
         email_key=original.email_key,
         campaign_id=campaign.campaign_id,
         captured_at=_dt(t0),
-        probability=original.probability,
-        converted=original.converted,
-        outcome=original.outcome,
+        probability=0.0,  # the original's, once ``handover.settle`` knows it
+        converted=False,
+        outcome="",
         hand_raiser=False,
         alias_of=original.lead_id,
     )

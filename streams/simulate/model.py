@@ -110,6 +110,8 @@ class LeadTruth:
     email_key: str
     campaign_id: str
     captured_at: datetime
+    # Of conversion, given what the person did up to the MQL moment (up to the horizon if it
+    # never became one): what sales receives, and what a model can know.
     probability: float
     converted: bool
     outcome: str  # CLOSED_WON | CLOSED_LOST | DISQUALIFIED (eventual, maybe not yet observed)
@@ -129,6 +131,11 @@ class LeadTruth:
     exact: bool = True
     verdicts: dict[str, str] = field(default_factory=dict)
     verdicts_final: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def reached_sql(self) -> bool:
+        """Whether sales eventually takes it to SQL (lost only ever comes after SQL)."""
+        return self.outcome in ("CLOSED_WON", "CLOSED_LOST")
 
 
 @dataclass(slots=True)

@@ -73,15 +73,32 @@ def _lognormal(rng: random.Random, median_ms: float, sigma: float) -> int:
     return int(rng.lognormvariate(math.log(median_ms), sigma))
 
 
+# Of the leads that are not won, a share that grows with their probability gets to SAL
+# (better leads get further before they are lost: funnel stage carries signal), and this
+# share of those to SQL before they are lost.
+_SQL_AFTER_SAL = 0.6
+
+
+def _advance(probability: float) -> float:
+    return min(0.6, 0.08 + 2.0 * probability)
+
+
+def sql_probability(probability: float) -> float:
+    """P(the lead reaches SQL) for a lead that converts with ``probability`` (see
+    ``plan_stages``): the truth behind the default label (positive = SQL or won)."""
+    return probability + (1 - probability) * _advance(probability) * _SQL_AFTER_SAL
+
+
 def plan_stages(rng: random.Random, probability: float, converted: bool) -> list[str]:
     """The statuses after MQL this lead will eventually go through."""
     if converted:
         return ["SAL", "SQL", "CLOSED_WON"]
-    # Better leads get further before they are lost: funnel stage carries signal.
-    advance = min(0.6, 0.08 + 2.0 * probability)
+    advance = _advance(probability)
     r = rng.random()
     if r < advance:
-        return ["SAL", "SQL", "CLOSED_LOST"] if rng.random() < 0.6 else ["SAL", "DISQUALIFIED"]
+        if rng.random() < _SQL_AFTER_SAL:
+            return ["SAL", "SQL", "CLOSED_LOST"]
+        return ["SAL", "DISQUALIFIED"]
     if r < advance + 0.25:
         return ["NO_RESPONSE", "DISQUALIFIED"] if rng.random() < 0.7 else ["NO_RESPONSE"]
     if r < advance + 0.4:

@@ -79,7 +79,9 @@ def sales(
 
     every = contract.status_update_every_ms
     deadline = mql_at + every
-    updates = sorted(c for c in changes if c[0] >= mql_at)
+    # By time only: changes at the same millisecond keep the order they arrived in, as the
+    # engine's lifecycle applies them.
+    updates = sorted((c for c in changes if c[0] >= mql_at), key=lambda c: c[0])
     status = None
     for at, to, _ in updates:
         if at > deadline:

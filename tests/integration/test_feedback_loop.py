@@ -29,8 +29,16 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).parents[2]
 # Promotion is the registry's rule, tested on its own; here any trained model must make it,
-# so the hot swap is what is tested. Few labels: the loop, not the model quality.
+# so the hot swap is what is tested. Few labels: the loop, not the model quality. And no
+# volume commitment: at threshold 60 a first trained model hands over far fewer leads than
+# the points model, which holds it back (test_retrain.py) under the default contract.
 MODEL = "\n[model]\nmin_labels = 60\nmargin = -1.0\n"
+
+
+def config_text() -> str:
+    text = (ROOT / "leadflow.toml").read_text()
+    assert "min_mqls_per_month = 250" in text
+    return text.replace("min_mqls_per_month = 250", "min_mqls_per_month = 0") + MODEL
 LOOP = {"LEADFLOW_RETRAIN_AFTER_LABELS": "100", "LEADFLOW_RETRAIN_EVERY_S": "3600",
         "LEADFLOW_MODEL_POLL_S": "0.5"}
 
@@ -66,7 +74,7 @@ def test_dispositions_train_a_model_the_running_worker_swaps_in(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
     config = tmp_path / "leadflow.toml"
-    config.write_text((ROOT / "leadflow.toml").read_text() + MODEL)
+    config.write_text(config_text())
     worker = start_worker(broker, tmp_path / "worker", LEADFLOW_CONFIG=str(config), **LOOP)
     try:
         p = policies.load(worker.settings)

@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 
 from models.examples import ExampleStore
 from models.registry import Registry
-from models.thresholds import current
+from models.thresholds import current, history
 from streams import policies
 from streams.cli import main
 from streams.settings import Settings
@@ -19,12 +19,18 @@ from tests.unit.test_retrain import synthetic
 ROOT = Path(__file__).parents[2]
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+def config_env(tmp_path: Path, min_mqls: int) -> dict[str, str]:
     config = tmp_path / "leadflow.toml"
-    config.write_text((ROOT / "leadflow.toml").read_text()
+    text = (ROOT / "leadflow.toml").read_text()
+    assert "min_mqls_per_month = 250" in text
+    config.write_text(text.replace("min_mqls_per_month = 250", f"min_mqls_per_month = {min_mqls}")
                       + "\n[model]\nmin_labels = 100\nmargin = -1.0\n")
     return {"LEADFLOW_CONFIG": str(config), "LEADFLOW_DATA_DIR": str(tmp_path / "data")}
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return config_env(tmp_path, min_mqls=100)  # the synthetic leads keep it at threshold 60
 
 
 def run(env: dict[str, str], *args: str) -> Result:
@@ -84,3 +90,22 @@ def test_threshold_recommend_then_apply_is_recorded_and_in_force(env) -> None:
     settings = Settings.load(env={**env})
     assert policies.load(settings).scoring.threshold == 55
     assert run(env, "threshold", "apply", "101", "--reason", "x").exit_code == 2
+
+
+def test_a_held_model_is_promoted_with_its_threshold(tmp_path: Path) -> None:
+    env = config_env(tmp_path, min_mqls=250)
+    data = Path(env["LEADFLOW_DATA_DIR"])
+    ExampleStore(data / "examples").append(synthetic(500, unlabelled=100))
+    trained = run(env, "model", "train")
+    assert "retrain rejected" in trained.output and "at threshold 60" in trained.output
+    registry = Registry(data / "models")
+    (version,) = [m["version"] for m in registry.list()]
+    assert registry.champion() is None
+    command = f"leadflow model promote {version} --threshold "
+    assert trained.output.count(command) == 2  # in the reason and in the advice
+    promoted = run(env, "model", "promote", version, "--threshold", "40")
+    assert promoted.exit_code == 0, promoted.output
+    assert registry.champion() == version and current(data / "models") == 40
+    assert version in history(data / "models")[-1]["reason"]
+    assert run(env, "model", "promote", "lr-nope", "--threshold", "40").exit_code == 1
+    assert current(data / "models") == 40  # nothing applied for a version that is not there

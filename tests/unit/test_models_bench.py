@@ -22,21 +22,25 @@ NOW = datetime(2026, 3, 1, tzinfo=UTC)
 def test_examples_are_the_leads_as_handed_over() -> None:
     s = generate(11, leads=800, days=14, now=NOW, bad_share=0.05, wall_seconds=0,
                  policies=POLICIES)
-    examples, oracle, full = scenario_examples(s, full_horizon=True)
+    examples, oracle = scenario_examples(s)
     mqls = {t.lead_id for t in s.truth.values() if t.mql_at and t.alias_of is None}
     assert {e["lead_id"] for e in examples} == mqls and set(oracle) == mqls
+    last_delivered: dict[str, int] = {}
+    for d in s.deliveries:
+        if d.bad_kind is None and d.channel == "activity" and d.occurred_ms is not None:
+            last_delivered[d.lead_id] = max(last_delivered.get(d.lead_id, 0), d.occurred_ms)
     later = 0
     for e in examples:
         truth = s.truth[e["lead_id"]]
         f = e["features"]
         assert e["handed_over_at"] == int(truth.mql_at.timestamp() * 1000)
-        assert e["label"] == int(truth.converted)
+        assert e["label"] == int(truth.outcome in ("CLOSED_WON", "CLOSED_LOST"))
         assert f["last_event_at"] <= e["handed_over_at"]  # nothing from after the handover
         assert not missing_context(f)
         assert POLICIES.model.score(f).score >= POLICIES.scoring.threshold
-        assert oracle[e["lead_id"]] == truth.probability
-        later += full[e["lead_id"]]["last_event_at"] > e["handed_over_at"]
-    assert later > len(examples) / 4  # most leads do more after the handover
+        assert truth.probability <= oracle[e["lead_id"]] < 1
+        later += last_delivered.get(e["lead_id"], 0) > e["handed_over_at"]
+    assert later > len(examples) / 4  # most leads do more after the handover, left out
 
 
 def test_bench_report() -> None:
@@ -46,10 +50,8 @@ def test_bench_report() -> None:
     assert bench.rows[0].windows == 2
     assert 0.6 < bench.oracle_auc < 1
     assert bench.big_n == 2_000
-    assert bench.leaky is not None and bench.pool_row is not None
-    assert bench.leaky.roc_auc > bench.pool_row.roc_auc  # later activity is information
     table = bench.table()
-    for text in ("oracle", "200", "skipped", "LEAKY", "train on 2,000 examples"):
+    for text in ("oracle", "200", "skipped", "reached SQL", "train on 2,000 examples"):
         assert text in table
     with pytest.raises(ValueError, match="too few"):
         run_model_bench(seed=3, leads=20, days=1, policies=POLICIES, big=10)

@@ -3,6 +3,7 @@ champion left alone unless promoted, the threshold never changed by a promotion.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from pathlib import Path
@@ -71,6 +72,7 @@ def test_too_few_labels_fails_says_why_and_leaves_the_champion(tmp_path: Path) -
 
 def test_a_better_model_is_promoted_and_the_threshold_stays(tmp_path: Path) -> None:
     s = settings_for(tmp_path, margin=-1.0)  # whatever the points model does on this data
+    s = dataclasses.replace(s, extra={**s.extra, "sla": {"marketing": {"min_mqls_per_month": 100}}})
     store(s, synthetic(600, unlabelled=200))
     outcome = retraining.retrain(s, by="test")
     assert outcome.status == retraining.PROMOTED, outcome.reason
@@ -92,6 +94,32 @@ def test_a_better_model_is_promoted_and_the_threshold_stays(tmp_path: Path) -> N
     assert [h["status"] for h in retraining.history(tmp_path / "models")] == [
         "promoted", "rejected"
     ]
+
+
+def test_a_winner_that_would_starve_sales_at_the_threshold_is_held(tmp_path: Path) -> None:
+    """The contract asks 250 MQLs/month; at threshold 60 the candidate hands over fewer than
+    that and fewer than the points model: it ranks better, yet is not promoted silently."""
+    s = settings_for(tmp_path, margin=-1.0)
+    store(s, synthetic(600, unlabelled=200))
+    outcome = retraining.retrain(s, by="test")
+    assert outcome.status == retraining.REJECTED
+    assert "beats the champion" in outcome.reason and "at threshold 60" in outcome.reason
+    advice = outcome.advice or {}
+    assert advice["model_version"] == outcome.version  # the threshold the held one needs
+    assert outcome.reason.endswith(
+        f"leadflow model promote {outcome.version} --threshold {advice['recommended']}"
+    )
+    assert Registry(tmp_path / "models").champion() is None
+    p = policies.load(s)
+    store_, registry = ExampleStore(tmp_path / "examples"), Registry(tmp_path / "models")
+
+    def hold(at: int) -> str | None:
+        return retraining.volume_hold(
+            store_.read(), registry.load(outcome.version or ""), p.model, current=at,
+            recommended=at, contract=p.contract, policy=ModelPolicy())
+
+    assert hold(60) is not None
+    assert hold(30) is None  # a threshold on its own scale keeps the volume
 
 
 def test_an_exception_fails_the_retrain_and_is_recorded(
