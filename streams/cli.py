@@ -231,6 +231,8 @@ def config() -> None:
         value = getattr(settings, name)
         if name == "webhook_secrets":
             value = f"<{len(value)} secret(s)>"
+        elif name == "notify_secret" and value:
+            value = "<set>"
         click.echo(f"{env:34} {value!r}")
 
 
