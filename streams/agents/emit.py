@@ -19,10 +19,31 @@ from faust.streams import _current_event
 
 from streams.topics import TopicSpec
 
+Staged = dict[tuple[str, int], list[tuple[bytes | None, bytes]]]
+
+
+async def send_batches(producer: Any, staged: Staged) -> None:
+    """Send (key, value) records as one aiokafka batch per topic-partition (~5 µs a record
+    instead of ~40 µs through ``send()``); a record larger than a batch goes on its own."""
+    for (topic, partition), records in staged.items():
+        batch = producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is not None:
+                continue
+            if batch.record_count():  # full: send it, start another
+                await producer.send_batch(batch, topic, partition=partition)
+                batch = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is not None:
+                    continue
+            await producer.send(topic, value, key, partition)
+        if batch.record_count():
+            await producer.send_batch(batch, topic, partition=partition)
+
 
 class Emitter:
     def __init__(self, app: Any) -> None:
         self.app = app
+        self._staged: Staged = {}
 
     @property
     def producer(self) -> Any:
@@ -37,6 +58,17 @@ class Emitter:
         hashes every key in pure Python otherwise)."""
         value = self.app.codec.encode(spec.subject, spec.record, record)
         await self.producer.send(spec.name, key=key, value=value, partition=partition)
+
+    def stage(self, spec: TopicSpec, key: bytes, record: dict[str, Any], partition: int) -> None:
+        """Encode now, send with the next ``flush``: agents flush after each batch of events,
+        before Faust may commit their offsets."""
+        value = self.app.codec.encode(spec.subject, spec.record, record)
+        self._staged.setdefault((spec.name, partition), []).append((key, value))
+
+    async def flush(self) -> None:
+        if self._staged:
+            staged, self._staged = self._staged, {}
+            await send_batches(self.producer, staged)
 
     async def reject(self, err: Any, msg: Any) -> None:
         """Dead-letter a consumed message (its original bytes, where it came from, why)."""
@@ -84,22 +116,14 @@ class ChangelogTable:
         if not self._staged:
             return
         staged, self._staged = self._staged, {}
-        producer = self.emitter.producer
         topic = self.table.changelog_topic.get_topic_name()
-        batches: dict[int, Any] = {}
+        records: Staged = {}
         for key, (partition, value) in staged.items():
             # json like Faust's own writes, for its recovery
-            record = {"key": orjson.dumps(key), "value": orjson.dumps(value), "timestamp": None}
-            batch = batches.get(partition)
-            if batch is None or batch.append(**record) is None:  # none yet, or full
-                if batch is not None:
-                    await producer.send_batch(batch, topic, partition=partition)
-                batch = batches[partition] = producer.create_batch()
-                if batch.append(**record) is None:  # larger than a batch: on its own
-                    del batches[partition]
-                    await producer.send(topic, record["value"], record["key"], partition)
-        for partition, batch in batches.items():
-            await producer.send_batch(batch, topic, partition=partition)
+            records.setdefault((topic, partition), []).append(
+                (orjson.dumps(key), orjson.dumps(value))
+            )
+        await send_batches(self.emitter.producer, records)
 
 
 class _PartitionEvent:

@@ -39,13 +39,17 @@ def register(app: Any) -> None:
     send = emitter.send
     index = SlaIndex(app, idle_ms=int(settings.sla_idle_s * 1000), report=stats.clocks)
 
-    async def dispatch(sends: list[handoff.Send], partition: int) -> None:
-        """Send what the handoff decided about a lead of ``partition``: derived topics are
-        keyed by lead id too, so the lead's partition there is the same (or 0 on a
-        one-partition topic)."""
+    def dispatch(sends: list[handoff.Send], partition: int) -> None:
+        """Stage what the handoff decided about a lead of ``partition`` (sent by ``flush``):
+        derived topics are keyed by lead id too, so the lead's partition there is the same
+        (or 0 on a one-partition topic)."""
         for spec, key, record in sends:
             stats.decided(spec, record)
-            await send(spec, key.encode(), record, 0 if spec.partitions == 1 else partition)
+            emitter.stage(spec, key.encode(), record, 0 if spec.partitions == 1 else partition)
+
+    async def flush() -> None:
+        await emitter.flush()
+        await table.flush()
 
     def store(lead_id: str, state: dict[str, Any], partition: int) -> None:
         table.put(lead_id, state, partition)
@@ -81,7 +85,7 @@ def register(app: Any) -> None:
                     clock_ms=index.current(msg.partition),
                 )
                 store(lead_id, state, msg.partition)
-                await dispatch(sends, msg.partition)
+                dispatch(sends, msg.partition)
                 return
             observed = datetime.fromtimestamp(now, UTC)
             record = contract.validate(spec.kind, record, observed_at=observed, max_skew=skew)
@@ -109,7 +113,7 @@ def register(app: Any) -> None:
         )
         store(lead_id, state, msg.partition)
         stats.accepted[spec.kind] += 1
-        await dispatch(sends, msg.partition)
+        dispatch(sends, msg.partition)
         if spec is topics.LEADS:
             claim = {
                 "email_key": record["email"],
@@ -135,7 +139,7 @@ def register(app: Any) -> None:
                         app.log.exception("intake failed on %s", event.message.tp)
                         await reject(LeadflowError(ErrorCode.INTERNAL, repr(exc)), event.message)
                     index.processed(event.message, occurred, int(time.time() * 1000))
-                await table.flush()
+                await flush()
 
         return intake
 
@@ -145,9 +149,9 @@ def register(app: Any) -> None:
             return
         sends = handoff.on_clock(app.policies, state, clock, now_ms=wall_ms)
         store(lead_id, state, partition)
-        await dispatch(sends, partition)
+        dispatch(sends, partition)
 
-    register_timer(app, index, judge, table.flush, settings.sla_tick_s)
+    register_timer(app, index, judge, flush, settings.sla_tick_s)
 
     # One agent per topic: each topic has its own contract, and agent.test_context() works.
     for spec in (*topics.INBOUND, topics.IDENTITY_RESOLVED, topics.ROUTED):

@@ -16,6 +16,7 @@ compiled once, and email normalisation is memoised.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Callable
@@ -30,6 +31,17 @@ from streams.errors import ErrorCode, LeadflowError
 
 # Fixed forever: derived event ids (uuid5) must be identical across versions and replays.
 EVENT_NAMESPACE = uuid.UUID("62461e64-2db4-4a67-b222-2e5381117a11")
+_NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
+
+
+def event_uuid5(name: str) -> str:
+    """``str(uuid.uuid5(EVENT_NAMESPACE, name))``, without building a UUID object: the
+    handoff names every derived event this way, and the object cost two thirds of it."""
+    b = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    b[6] = (b[6] & 0x0F) | 0x50  # version 5
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -90,6 +90,12 @@ def new_features() -> Features:
     }
 
 
+def copy_of(features: Features) -> Features:
+    """A copy that ``apply`` cannot change (its values nest one level: lists and dicts of
+    scalars); ~10x faster than ``copy.deepcopy``, which the handoff ran per candidate MQL."""
+    return {k: v.copy() if isinstance(v, list | dict) else v for k, v in features.items()}
+
+
 def _ms(value: Any) -> int:
     if isinstance(value, datetime):
         return epoch_ms(value)

@@ -19,8 +19,6 @@ judged, so it is emitted exactly once.
 
 from __future__ import annotations
 
-import copy
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -28,7 +26,7 @@ from typing import Any, Protocol
 from streams import topics
 from streams.core import features as feats
 from streams.core import feedback, lifecycle, sla, trace
-from streams.core.contract import EVENT_NAMESPACE, epoch_ms
+from streams.core.contract import epoch_ms, event_uuid5
 from streams.core.routing import RoutingConfig
 from streams.core.scoring import Score, ScoringPolicy
 from streams.topics import TopicSpec
@@ -57,7 +55,7 @@ class Policies:
 
 
 def derived_id(lead_id: str, what: str) -> str:
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{lead_id}/{what}"))
+    return event_uuid5(f"{lead_id}/{what}")
 
 
 def _ms(value: Any) -> int:
@@ -219,7 +217,7 @@ def _crossings(p: Policies, inputs: list[feats.Input]) -> tuple[Moment | None, M
         score = p.model.score(features).score
         if score < p.scoring.threshold:
             continue
-        moment = (item[0], copy.deepcopy(features), score)
+        moment = (item[0], feats.copy_of(features), score)
         first = first or moment
         if not feats.missing_context(features):
             return first, moment

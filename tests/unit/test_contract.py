@@ -344,3 +344,8 @@ def test_validate_only_raises_leadflow_errors(kind: str, data: st.DataObject) ->
         assert isinstance(err.code, ErrorCode)
         return
     assert check(kind, result) == result
+
+
+@given(st.text())
+def test_event_uuid5_is_uuid5_in_the_event_namespace(name: str) -> None:
+    assert contract.event_uuid5(name) == str(uuid.uuid5(contract.EVENT_NAMESPACE, name))

@@ -3,6 +3,7 @@ the MQL contract (missing context) and the hand-raiser tier."""
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from streams.core.features import (
     CONTEXT_FIELDS,
     HAND_RAISER,
     STANDARD,
+    copy_of,
     is_hand_raiser,
     missing_context,
     new_features,
@@ -234,3 +236,18 @@ def test_any_arrival_order_gives_the_same_features(
     assert expected["last_event_at"] == max(r["occurred_at"] for _, r in events)
     captures = [r["occurred_at"] for k, r in events if k == "lead"]
     assert expected["profile_at"] == (max(captures) if captures else None)
+
+
+@given(_events, _events)
+def test_a_copy_is_equal_and_later_events_leave_it_alone(
+    before: list[tuple[str, dict[str, Any]]], after: list[tuple[str, dict[str, Any]]]
+) -> None:
+    state = fold(before)
+    if state is None:
+        return
+    frozen = copy_of(state)
+    expected = copy.deepcopy(state)
+    assert frozen == expected
+    for kind, record in after:
+        update(state, kind, record)
+    assert frozen == expected
