@@ -78,7 +78,16 @@ def new_app(settings: Settings, *, store: str, datadir: Path, web: bool) -> Lead
 
 def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
     from streams import policies
-    from streams.agents import feedback, identity, intake, marketing, models, notify, routing
+    from streams.agents import (
+        archive,
+        feedback,
+        identity,
+        intake,
+        marketing,
+        models,
+        notify,
+        routing,
+    )
 
     app = new_app(
         settings,
@@ -93,6 +102,7 @@ def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
     routing.register(app)
     marketing.register(app)
     notify.register(app)
+    archive.register(app)
     feedback.register(app)
     models.register(app)
     _short_gc_pauses(app)

@@ -119,25 +119,47 @@ def trace(lead_id: str, url: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("target", type=click.Choice(["pipeline", "model"]), default="pipeline")
+@click.argument("target", type=click.Choice(["pipeline", "model", "dashboard"]),
+                default="pipeline")
 @click.option("--events", type=int, default=50_000, show_default=True, help="Backlog size.")
 @click.option("--rate", type=float, default=200.0, show_default=True, help="HTTP requests/s.")
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="HTTP load time.")
 @click.option("--kind", type=click.Choice(["logistic", "gbm"]), default="logistic",
               show_default=True, help="model: the model family to retrain.")
-def bench(target: str, events: int, rate: float, seconds: float, kind: str) -> None:
+@click.option("--leads", type=int, default=1_000_000, show_default=True,
+              help="dashboard: leads in the generated archive (about 10 events each).")
+@click.option("--cache", type=click.Path(file_okay=False), default=None,
+              help="dashboard: where the generated archive is kept (default DATA_DIR/bench).")
+def bench(target: str, events: int, rate: float, seconds: float, kind: str, leads: int,
+          cache: str | None) -> None:
     """Measure leadflow: the full pipeline (default) or the scoring model.
 
     pipeline: starts its own embedded broker on a free port, fills a backlog, and measures
     the worker against a bare decode agent, HTTP-to-trace and captured-to-routed latency.
     model: retrains on simulated dispositions (500, 2,000, 10,000 labels) and compares the
     AUC with the oracle (the simulator's hidden probabilities); times 100,000 examples.
+    dashboard: generates (once) an archive of --leads leads and times every page's queries,
+    cold and warm (target: under 1 s each).
 
     \b
     Example:
       leadflow bench --events 50000 --rate 200
       leadflow bench model
+      leadflow bench dashboard --leads 1000000
     """
+    if target == "dashboard":
+        from pathlib import Path
+
+        from dashboard.bench import run as run_dashboard_bench
+
+        settings = Settings.load()
+        where = Path(cache) if cache else settings.data_path / "bench"
+        reps = (settings.extra.get("routing") or {}).get("reps") or []
+        teams = {str(r["id"]): str(r.get("team", "")) for r in reps if "id" in r}
+        report = run_dashboard_bench(where, leads=leads, teams=teams,
+                                     progress=lambda m: click.echo(f"bench: {m}", err=True))
+        click.echo(report.table())
+        return
     if target == "model":
         from streams.bench_model import run_model_bench
 
@@ -195,6 +217,36 @@ def simulate(
     click.echo(f"{report}\nhidden truth: {truth_path}")
 
 
+@main.command()
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="Only events at or after this UTC time (rebuilds those leads from there).")
+@click.option("--archive", "archive_dir", type=click.Path(file_okay=False), default=None,
+              help="Archive directory (default LEADFLOW_ARCHIVE_DIR or DATA_DIR/archive).")
+def replay(since: Any, archive_dir: str | None) -> None:
+    """Publish the archived inputs into the broker, so a fresh worker rebuilds its state.
+
+    The broker must be running (`leadflow broker` or `leadflow up`).
+
+    \b
+    Examples:
+      leadflow replay
+      leadflow replay --since 2026-11-01 --archive /srv/leadflow/archive
+    """
+    from datetime import UTC
+
+    from streams.archive.layout import archive_root
+    from streams.archive.replay import replay as run_replay
+    from streams.errors import LeadflowError
+
+    settings = Settings.load()
+    root = archive_root(settings.replace(archive_dir=archive_dir or settings.archive_dir))
+    try:
+        report = run_async(run_replay(settings, root, since=since and since.replace(tzinfo=UTC)))
+    except LeadflowError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(report.table())
+
+
 @main.group()
 def schemas() -> None:
     """The Avro contracts under avro/."""
@@ -216,6 +268,23 @@ def schemas_check() -> None:
     if problems:
         sys.exit(1)
     click.echo("all contracts OK (docs, enum defaults, FULL_TRANSITIVE between versions)")
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="Port (default LEADFLOW_DASHBOARD_PORT).")
+@click.option("--host", default=None, help="Address (default LEADFLOW_DASHBOARD_HOST).")
+def dashboard(port: int | None, host: str | None) -> None:
+    """Serve the Streamlit dashboard over the archive (Marketing, RevOps, Data team,
+    Pipeline health).
+
+    \b
+    Example:
+      leadflow dashboard --port 8501
+    """
+    from dashboard.server import serve
+
+    settings = Settings.load()
+    sys.exit(serve(settings, port=port, host=host))
 
 
 @main.command()

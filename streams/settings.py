@@ -84,6 +84,36 @@ class Settings:
     retrain_after_labels: int = 500
     model_poll_s: float = 5.0
     retrain_in: str = "process"
+    # The archive: every inbound event and every decision as Parquet, the durable record that
+    # outlives the (in-memory) embedded broker and feeds the dashboard and `leadflow replay`.
+    # Empty archive_dir means DATA_DIR/archive. Rows are buffered per topic-partition and
+    # written when archive_batch rows are waiting or archive_flush_s has passed: fewer,
+    # larger files than one per event, and a row is on disk a few seconds after its event.
+    archive: bool = True
+    archive_dir: str = ""
+    archive_batch: int = 5000
+    archive_flush_s: float = 2.0
+    # The dashboard (`leadflow dashboard`, started by `leadflow up`). Its pages re-read the
+    # archive at most every dashboard_refresh_s (cache lifetime and auto-refresh alike), so
+    # the demo's live events show up without a click; 0 turns the auto-refresh off.
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8501
+    dashboard_refresh_s: float = 5.0
+    # Where the Pipeline health page asks for GET /v1/stats; empty: http://WEB_HOST:WEB_PORT.
+    dashboard_worker_url: str = ""
+    # Personal data (emails, names, phones, notes, rejected payloads) is masked unless the
+    # viewer's email is listed here ("*": everyone, for a laptop demo only). The viewer is
+    # Streamlit's logged-in user (st.user, when auth is configured) or, behind a trusted
+    # proxy that sets it, the header named in dashboard_identity_header; empty trusts none.
+    dashboard_pii_viewers: tuple[str, ...] = ()
+    dashboard_identity_header: str = ""
+    # Every unmasked view is one JSON line here (viewer, lead, when; never the data shown).
+    # Empty means DATA_DIR/dashboard-audit.jsonl.
+    dashboard_audit_log: str = ""
+    # The dashboard's read cache: past months of the archive merged into one file each (the
+    # archive's many small day files cost more to open than to read). Empty means
+    # DATA_DIR/dashboard-cache; "off" reads the archive's files only.
+    dashboard_cache_dir: str = ""
     # Logging
     log_level: str = "warn"
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)

@@ -72,12 +72,14 @@ def run_up(
             [sys.executable, "-m", "streams.cli", "worker"], env=env,
             stdout=log.open("ab"), stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )
+        dashboard = None
         try:
             _wait_healthy(base, worker)
             where = "embedded, in memory" if s.embedded else s.broker_url
             print(f"broker   {s.bootstrap} ({where})")
             print(f"API      {base}   (OpenAPI: {base}/v1/openapi.json)")
             print(f"worker   log in {log}")
+            dashboard = _start_dashboard(s, env)
             print("trace    leadflow trace LEAD_ID")
             sim = _start_demo(s, base, leads, seed, exit_after) if demo else None
             print("running; Ctrl-C stops everything" if exit_after is None
@@ -94,11 +96,25 @@ def run_up(
                 sim.join(timeout=30)
             return _summary(base, sim)
         finally:
-            worker.terminate()
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            for proc, wait in ((dashboard, 10), (worker, 30)):
+                if proc is None:
+                    continue
+                proc.terminate()
+                try:
+                    proc.wait(wait)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+def _start_dashboard(settings: Settings, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """The dashboard beside the worker, over the archive the worker writes; it re-reads the
+    archive every dashboard_refresh_s, so the demo's events show up as they arrive."""
+    from dashboard import server
+
+    log = settings.data_path / "dashboard.log"
+    proc = server.start(settings, log.open("ab"), env=env, preexec_fn=_die_with_parent)
+    print(f"dashboard {server.url(settings)}   (log in {log})")
+    return proc
 
 
 class _Demo(threading.Thread):

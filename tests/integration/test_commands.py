@@ -28,10 +28,12 @@ def test_up_demo_accounts_for_every_simulated_input(tmp_path: Path) -> None:
     env = {
         "LEADFLOW_BROKER_PORT": str(free_port()), "LEADFLOW_WEB_PORT": str(free_port()),
         "LEADFLOW_DATA_DIR": str(tmp_path), "LEADFLOW_WEBHOOK_SECRETS": "",
+        "LEADFLOW_DASHBOARD_PORT": str(free_port()),
     }
     done = leadflow("up", "--demo", "--exit-after", "25", "--leads", "80", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
+    assert f"dashboard http://127.0.0.1:{env['LEADFLOW_DASHBOARD_PORT']}" in out
     assert "summary" in out and "  MISMATCH" not in out
     for code in ("OK", "DUPLICATE", "BAD_ENCODING", "MISSING_FIELD", "leads traced"):
         assert f"expected {code}" in out

@@ -1,0 +1,1 @@
+"""The archive: every inbound event and every leadflow decision as Parquet, read with polars."""
