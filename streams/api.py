@@ -203,6 +203,10 @@ def register(app: Any) -> None:
             return {}
         return {k: v for k, v in sorted(table.data.items()) if not k.startswith("lead/")}
 
+    from streams import metrics
+
+    metrics.register(app)  # GET /metrics (Prometheus), beside the health check
+
     @app.page("/v1/health")
     class Health(View):
         async def get(self, request: Request) -> Response:
@@ -220,6 +224,7 @@ def register(app: Any) -> None:
                     "status": "ok" if ok else "degraded",
                     "broker": "ok" if broker_ok else "unreachable",
                     "assignedPartitions": len(assignment),
+                    "assignment": metrics.assignment_by_topic(app),  # agents' topics
                     "recovering": recovering,
                     "time": time.time(),
                 },

@@ -31,6 +31,12 @@ class LeadflowApp(faust.App):
         for hook in getattr(self, "startup_hooks", ()):
             await hook()
 
+    def _new_producer(self) -> Any:
+        # Faust's aiokafka producer, counting records sent per topic for GET /metrics.
+        from streams.metrics import CountingProducer
+
+        return CountingProducer(self.transport, loop=self.loop, beacon=self.beacon)
+
 
 def make_registry(settings: Settings) -> Registry:
     if settings.schema_registry_url:
@@ -59,6 +65,7 @@ def new_app(settings: Settings, *, store: str, datadir: Path, web: bool) -> Lead
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         producer_linger=settings.producer_linger_ms / 1000.0,
+        broker_commit_interval=settings.commit_interval_s,
         consumer_auto_offset_reset="earliest",
         # Small hosts: RocksDB's defaults size block cache and write buffers for servers.
         rocksdb_options={
@@ -144,7 +151,11 @@ def run_worker(app: faust.App, loglevel: str) -> None:
     """Run a Faust worker in the foreground until SIGINT/SIGTERM."""
     from faust.worker import Worker
 
-    worker = Worker(app, loglevel=loglevel, quiet=True)
+    from streams.logs import logging_config
+
+    # Our handler and formatter instead of Faust's: JSON lines off a terminal, redacted.
+    worker = Worker(app, loglevel=loglevel, quiet=True,
+                    logging_config=logging_config(app.settings, loglevel))
     # Faust's terminal spinner sets the root logger to DEBUG so that it can spin on every
     # record: aiokafka then builds a debug record per message sent (~10 % of the CPU).
     worker.spinner = None

@@ -114,8 +114,12 @@ class Settings:
     # archive's many small day files cost more to open than to read). Empty means
     # DATA_DIR/dashboard-cache; "off" reads the archive's files only.
     dashboard_cache_dir: str = ""
-    # Logging
+    # How often the worker commits the offsets of processed events (Faust's default). A crash
+    # reprocesses at most this much (duplicates are dropped by event id); SIGTERM commits all.
+    commit_interval_s: float = 2.8
+    # Logging. log_format: auto (JSON lines when stderr is not a terminal), json or text.
     log_level: str = "warn"
+    log_format: str = "auto"
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -62,8 +62,9 @@ def main(settings: Settings) -> None:
     from streams.broker import _die_with_parent
 
     _die_with_parent()
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
+    from streams.logs import configure
+
+    configure(settings)  # the worker's format: JSON lines off a terminal, redacted
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_until_stopped(settings))
 

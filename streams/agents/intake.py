@@ -136,7 +136,11 @@ def register(app: Any) -> None:
                     try:
                         occurred = await handle(spec, event.message)
                     except Exception as exc:  # a bug must not stop the stream or lose the record
-                        app.log.exception("intake failed on %s", event.message.tp)
+                        key = event.message.key
+                        app.log.exception(
+                            "intake failed on %s at offset %s", event.message.tp,
+                            event.message.offset,
+                            extra={"lead_id": key.decode("utf-8", "replace") if key else None})
                         await reject(LeadflowError(ErrorCode.INTERNAL, repr(exc)), event.message)
                     index.processed(event.message, occurred, int(time.time() * 1000))
                 await flush()
