@@ -236,6 +236,7 @@ def register(app: Any) -> None:
         async def get(self, request: Request) -> Response:
             body = stats.as_dict()
             body["leads_traced"] = len(traces.data)
+            body["consumer_lag"] = metrics.consumer_lag(app)
             return self.json(body)
 
     @app.page("/v1/openapi.json")

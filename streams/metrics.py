@@ -226,18 +226,10 @@ def consumer_families(app: Any) -> Iterator[Metric]:
                                  "Partitions of the agents' topics assigned to this worker.")
     recovering = GaugeMetricFamily("leadflow_recovering",
                                    "1 while tables are recovering from their changelogs.")
-    consumer = getattr(app, "_consumer", None)  # the property would create one
-    tps = agent_assignment(app)
-    assigned.add_metric([], len(tps))
-    offsets = _committed(consumer)
-    for tp in tps:
-        try:
-            highwater = consumer.highwater(tp)
-        except Exception:  # the consumer's thread is not running (starting or stopping)
-            highwater = None
-        value = lag_of(highwater, offsets.get(tp))
-        if value is not None:
-            lag.add_metric([tp.topic, str(tp.partition)], value)
+    assigned.add_metric([], len(agent_assignment(app)))
+    for topic, partitions in consumer_lag(app).items():
+        for partition, value in partitions.items():
+            lag.add_metric([topic, str(partition)], value)
     tables = getattr(app, "tables", None)
     recovery = getattr(tables, "recovery", None)
     done = recovery is not None and recovery.completed.is_set()
@@ -245,6 +237,23 @@ def consumer_families(app: Any) -> Iterator[Metric]:
     yield lag
     yield assigned
     yield recovering
+
+
+def consumer_lag(app: Any) -> dict[str, dict[int, int]]:
+    """topic → partition → records not yet committed, for this worker's agent partitions
+    (GET /metrics, and GET /v1/stats for the dashboard)."""
+    consumer = getattr(app, "_consumer", None)  # the property would create one
+    offsets = _committed(consumer)
+    out: dict[str, dict[int, int]] = {}
+    for tp in agent_assignment(app):
+        try:
+            highwater = consumer.highwater(tp)
+        except Exception:  # the consumer's thread is not running (starting or stopping)
+            highwater = None
+        value = lag_of(highwater, offsets.get(tp))
+        if value is not None:
+            out.setdefault(tp.topic, {})[tp.partition] = value
+    return out
 
 
 def agent_assignment(app: Any) -> list[Any]:

@@ -76,6 +76,10 @@ def test_metrics_health_and_logs_of_a_worker(worker: Worker) -> None:
         wait_for(f"lag of {captured}/{p} at 0", lambda p=p: value(
             scrape(worker)[1], "leadflow_consumer_lag", topic=captured, partition=str(p)) == 0)
 
+    # The same figures in GET /v1/stats (the dashboard's Pipeline health page reads them).
+    lag = get_json(f"{worker.base_url}/v1/stats")[1]["consumer_lag"]
+    assert lag[captured] == {str(p): 0 for p in range(worker.settings.partitions)}
+
     status, health = get_json(f"{worker.base_url}/v1/health")
     assert status == 200
     partitions = list(range(worker.settings.partitions))
