@@ -46,6 +46,7 @@ class Result:
     routed_p99_ms: float
     ack_p50_ms: float
     ack_p99_ms: float
+    steal: float | None = None  # share of CPU time the hypervisor took during the run
 
     @property
     def ratio(self) -> float:
@@ -67,6 +68,9 @@ class Result:
             ("HTTP 202 (broker acknowledged) p50", f"{self.ack_p50_ms:.1f} ms"),
             ("HTTP 202 (broker acknowledged) p99", f"{self.ack_p99_ms:.1f} ms"),
             ("HTTP requests", f"{self.http_sent:,}"),
+            # On a shared VM the figures move with this: say it beside them.
+            ("CPU stolen by the hypervisor", "n/a" if self.steal is None
+             else f"{self.steal:.0%}"),
         ]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v:>12}" for k, v in rows)
@@ -282,7 +286,18 @@ def run_bench(settings: Settings, events: int, rate: float, seconds: float) -> R
     return result
 
 
+def cpu_steal() -> tuple[int, int] | None:
+    """(steal, total) CPU ticks since boot from /proc/stat; None where there is none."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        ticks = [int(f) for f in fields]
+    except (OSError, ValueError):
+        return None
+    return (ticks[7] if len(ticks) > 7 else 0), sum(ticks[:8])
+
+
 def _run(settings: Settings, events: int, rate: float, seconds: float, tmp: str) -> Result:
+    before = cpu_steal()
     with EmbeddedBroker(0, Path(tmp) / "broker.log") as broker:
         settings = settings.replace(
             broker_url="", broker_port=broker.port, data_dir=tmp, schema_registry_url="",
@@ -323,9 +338,13 @@ def _run(settings: Settings, events: int, rate: float, seconds: float, tmp: str)
                 proc.terminate()
                 proc.wait(30)
         q, r, a = _percentiles(lat), _percentiles(routed), _percentiles(acks)
+        after = cpu_steal()
+        steal = None
+        if before is not None and after is not None and after[1] > before[1]:
+            steal = (after[0] - before[0]) / (after[1] - before[1])
         return Result(
             sent, rates["bare"], rates["worker"], rate, n, q[49], q[98], r[49], r[98], a[49],
-            a[98],
+            a[98], steal,
         )
 
 

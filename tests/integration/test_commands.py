@@ -67,3 +67,6 @@ def test_bench_runs_end_to_end_and_prints_its_table() -> None:
     assert result.http_sent == 50 and 0 < result.p50_ms <= result.p99_ms
     assert result.p50_ms <= result.routed_p50_ms  # routed after captured
     assert "full pipeline" in result.table()
+    if Path("/proc/stat").exists():  # Linux: the hypervisor's share is measured
+        assert result.steal is not None and 0 <= result.steal <= 1
+        assert "CPU stolen by the hypervisor" in result.table()
