@@ -67,6 +67,7 @@ def new_app(settings: Settings, *, store: str, datadir: Path, web: bool) -> Lead
         producer_linger=settings.producer_linger_ms / 1000.0,
         broker_commit_interval=settings.commit_interval_s,
         consumer_auto_offset_reset="earliest",
+        table_standby_replicas=settings.standby_replicas,
         # Small hosts: RocksDB's defaults size block cache and write buffers for servers.
         rocksdb_options={
             "max_open_files": 256,
@@ -100,7 +101,8 @@ def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
         settings,
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
         # Per app id: RocksDB files of two apps must never share a directory.
-        datadir=settings.data_path / "worker" / settings.app_id,
+        datadir=(Path(settings.state_dir) if settings.state_dir
+                 else settings.data_path / "worker") / settings.app_id,
         web=api,
     )
     app.policies = policies.load(settings)

@@ -119,8 +119,8 @@ def trace(lead_id: str, url: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("target", type=click.Choice(["pipeline", "model", "dashboard"]),
-                default="pipeline")
+@click.argument("target", type=click.Choice(["pipeline", "model", "dashboard", "scale",
+                                             "recovery"]), default="pipeline")
 @click.option("--events", type=int, default=50_000, show_default=True, help="Backlog size.")
 @click.option("--rate", type=float, default=200.0, show_default=True, help="HTTP requests/s.")
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="HTTP load time.")
@@ -130,8 +130,10 @@ def trace(lead_id: str, url: str | None, as_json: bool) -> None:
               help="dashboard: leads in the generated archive (about 10 events each).")
 @click.option("--cache", type=click.Path(file_okay=False), default=None,
               help="dashboard: where the generated archive is kept (default DATA_DIR/bench).")
+@click.option("--store", type=click.Choice(["memory", "rocksdb"]), default="rocksdb",
+              show_default=True, help="recovery: the table store of the recovering worker.")
 def bench(target: str, events: int, rate: float, seconds: float, kind: str, leads: int,
-          cache: str | None) -> None:
+          cache: str | None, store: str) -> None:
     """Measure leadflow: the full pipeline (default) or the scoring model.
 
     pipeline: starts its own embedded broker on a free port, fills a backlog, and measures
@@ -140,13 +142,26 @@ def bench(target: str, events: int, rate: float, seconds: float, kind: str, lead
     AUC with the oracle (the simulator's hidden probabilities); times 100,000 examples.
     dashboard: generates (once) an archive of --leads leads and times every page's queries,
     cold and warm (target: under 1 s each).
+    scale: events/s over one backlog with one worker and with two (target: >= 1.6x).
+    recovery: a fresh worker (empty data dir, --store) rebuilds the tables of a backlog of
+    --events from the changelogs: time to ready and changelog records replayed/s.
 
     \b
     Example:
       leadflow bench --events 50000 --rate 200
       leadflow bench model
       leadflow bench dashboard --leads 1000000
+      leadflow bench scale --events 50000
+      leadflow bench recovery --events 50000 --store rocksdb
     """
+    if target in ("scale", "recovery"):
+        from streams import bench_scale
+
+        if target == "scale":
+            click.echo(bench_scale.run_scale_bench(Settings.load(), events).table())
+        else:
+            click.echo(bench_scale.run_recovery_bench(Settings.load(), events, store).table())
+        return
     if target == "dashboard":
         from pathlib import Path
 

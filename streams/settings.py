@@ -25,6 +25,8 @@ KAFKA_DEFAULTS = {
     "session_timeout_s": 30.0,
     "heartbeat_interval_s": 3.0,
     "rebalance_timeout_s": 60.0,
+    # Production keeps tables on disk: a restarted worker replays only the changelog tail.
+    "store": "rocksdb",
 }
 
 
@@ -48,7 +50,15 @@ class Settings:
     rebalance_timeout_s: float = 10.0
     producer_linger_ms: int = 5
     # Worker state
-    store: str = "memory"  # memory | rocksdb
+    store: str = "memory"  # memory | rocksdb (the default against a real Kafka)
+    # Copies of each table partition kept warm on other workers (Faust's
+    # table_standby_replicas): a failover starts from a nearly current copy instead of
+    # replaying the whole changelog. Ignored with a single worker.
+    standby_replicas: int = 1
+    # Where a worker keeps its RocksDB tables; empty means DATA_DIR/worker. Set it per worker
+    # to let several workers on one host share DATA_DIR (model registry, applied threshold,
+    # examples) without ever opening each other's RocksDB files.
+    state_dir: str = ""
     data_dir: str = ".leadflow"
     # Intake takes up to this many events at a time, waiting at most this long for them.
     intake_batch: int = 500

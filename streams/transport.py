@@ -8,6 +8,7 @@ entry point, so ``leadflow://host:port`` selects this class (see pyproject.toml)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import aiokafka
@@ -15,6 +16,13 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
+        ends = dict(await super()._highwaters(partitions))
+        settings = getattr(self.app, "settings", None)
+        if settings is not None and settings.embedded:
+            ends.update(await true_end_offsets(settings.bootstrap, ends))
+        return ends
+
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         settings = getattr(self.app, "settings", None)
@@ -31,3 +39,39 @@ class Consumer(faust_aiokafka.Consumer):
 
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
+
+
+async def true_end_offsets(bootstrap: str, ends: Mapping[Any, int]) -> dict[Any, int]:
+    """The end offsets (last offset + 1) of ``ends``' partitions, read from the records.
+
+    The embedded broker (Tansu) answers ListOffsets(latest) with the last *batch's* base
+    offset + 1: three records at offsets 6-8 in one batch give 7, not 9. Faust recovers a
+    table up to that mark and stops, so a worker that took over a partition lost the table
+    writes of the changelog's last batch (a flush is one batch of up to ``intake_batch``
+    leads): measured, 226 of 1,500 leads missed steps after a failover. A fetch from the
+    reported mark - 1 returns that whole batch; its last offset + 1 is the true end."""
+    from aiokafka import TopicPartition
+
+    todo = {TopicPartition(tp.topic, tp.partition): (tp, end) for tp, end in ends.items()
+            if end}
+    if not todo:
+        return {}
+    probe = aiokafka.AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await probe.start()
+    out: dict[Any, int] = {}
+    try:
+        probe.assign(list(todo))
+        for tp, (_, end) in todo.items():
+            probe.seek(tp, end - 1)
+        pending = set(todo)
+        for _ in range(20):  # a fetch per partition at most, normally one round
+            if not pending:
+                break
+            for tp, records in (await probe.getmany(*pending, timeout_ms=200)).items():
+                if records:
+                    orig, end = todo[tp]
+                    out[orig] = max(end, records[-1].offset + 1)
+                    pending.discard(tp)
+    finally:
+        await probe.stop()
+    return out

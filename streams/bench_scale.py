@@ -1,0 +1,292 @@
+"""`leadflow bench scale` and `leadflow bench recovery`: scale-out and durable state, measured.
+
+scale: one backlog on one embedded broker, read by one worker and then by two (each run its
+own consumer group, so both read the whole backlog): events/s with one and with two workers,
+in the same run on the same machine.
+
+recovery: a worker fills its tables from a backlog and stops; a fresh worker (same group,
+an empty data dir) rebuilds them from the changelogs. Time to ready is from starting the
+process to its first GET /v1/health 200 (503 while recovering); the replay rate divides the
+changelog records by that time minus the time an empty worker takes to become ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streams import topics
+from streams.bench import _fill_backlog, _start
+from streams.broker import EmbeddedBroker, free_port
+from streams.kafka import ensure_topics
+from streams.settings import Settings
+from streams.views import get_json
+
+TARGET_SPEEDUP = 1.6
+
+
+@dataclass
+class ScaleResult:
+    events: int
+    one_rate: float
+    two_rate: float
+
+    @property
+    def speedup(self) -> float:
+        return self.two_rate / self.one_rate if self.one_rate else 0.0
+
+    def table(self) -> str:
+        return _table([
+            ("backlog events", f"{self.events:,}"),
+            ("one worker (events/s)", f"{self.one_rate:,.0f}"),
+            ("two workers (events/s)", f"{self.two_rate:,.0f}"),
+            (f"speed-up (target >= {TARGET_SPEEDUP})", f"{self.speedup:.2f}"),
+            ("cores", str(os.cpu_count())),
+        ])
+
+
+@dataclass
+class RecoveryResult:
+    store: str
+    events: int
+    leads: int
+    changelog_records: int
+    empty_ready_s: float
+    ready_s: float
+
+    @property
+    def replay_rate(self) -> float:
+        spent = self.ready_s - self.empty_ready_s
+        return self.changelog_records / spent if spent > 0 else 0.0
+
+    def table(self) -> str:
+        return _table([
+            ("store", self.store),
+            ("backlog events", f"{self.events:,}"),
+            ("lead states", f"{self.leads:,}"),
+            ("changelog records", f"{self.changelog_records:,}"),
+            ("empty worker: start to ready", f"{self.empty_ready_s:.1f} s"),
+            ("recovering worker: start to ready", f"{self.ready_s:.1f} s"),
+            ("changelog records replayed/s", f"{self.replay_rate:,.0f}"),
+        ])
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v:>12}" for k, v in rows)
+
+
+def _say(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr)
+
+
+class _Bench:
+    """A broker with a backlog in a temporary directory and the workers started on it."""
+
+    def __init__(self, settings: Settings, tmp: Path, broker: EmbeddedBroker) -> None:
+        self.tmp = tmp
+        self.settings = settings.replace(
+            broker_url="", broker_port=broker.port, data_dir=str(tmp), schema_registry_url="",
+            schema_registry_file=str(tmp / "schemas.json"),
+        )
+        self.env = {
+            **os.environ, "LEADFLOW_BROKER_URL": "", "LEADFLOW_BROKER_PORT": str(broker.port),
+            "LEADFLOW_LOG_LEVEL": "warn", "LEADFLOW_SCHEMA_REGISTRY_URL": "",
+            "LEADFLOW_SCHEMA_REGISTRY_FILE": self.settings.schema_registry_file,
+            # As `leadflow bench`: the model it started with, and no archiver process.
+            "LEADFLOW_RETRAIN_EVERY_S": "0", "LEADFLOW_RETRAIN_AFTER_LABELS": "0",
+            "LEADFLOW_ARCHIVE": "false",
+        }
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, app_id: str, **env: str) -> tuple[str, subprocess.Popen[bytes]]:
+        port = free_port()
+        data = self.tmp / name
+        data.mkdir(parents=True, exist_ok=True)
+        proc = _start("worker", {**self.env, "LEADFLOW_WEB_PORT": str(port),
+                                 "LEADFLOW_DATA_DIR": str(data), "LEADFLOW_APP_ID": app_id,
+                                 **env}, data / "worker.log")
+        self.procs.append(proc)
+        return f"http://127.0.0.1:{port}", proc
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                self.stop(proc)
+
+
+def _stats(base: str) -> dict[str, Any] | None:
+    try:
+        status, body = get_json(f"{base}/v1/stats", timeout=2)
+    except OSError:
+        return None
+    return body if status == 200 else None
+
+
+def _drain_all(workers: list[tuple[str, subprocess.Popen[bytes]]], expected: int,
+               timeout: float = 900) -> tuple[float, list[dict[str, Any]]]:
+    """Until the workers together have read ``expected`` inbound events; events/s from the
+    first event any of them read to the last."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for _, proc in workers:
+            if proc.poll() is not None:
+                raise RuntimeError(f"a worker exited with {proc.returncode}")
+        stats = [_stats(base) for base, _ in workers]
+        if all(stats):
+            got = [s for s in stats if s is not None]
+            n = sum(sum(s["received"].get(t.name, 0) for t in topics.INBOUND) for s in got)
+            if n >= expected:
+                first = min(s["first_event_at"] for s in got if s["first_event_at"])
+                last = max(s["last_event_at"] for s in got if s["last_event_at"])
+                return (n / (last - first) if last > first else 0.0), got
+        time.sleep(0.5)
+    raise RuntimeError(f"backlog of {expected} not consumed in {timeout:.0f}s")
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {proc.returncode}")
+        try:
+            if get_json(f"{base}/v1/health", timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"worker not ready in {timeout:.0f}s")
+
+
+def _run_in_tmp(body: Any) -> Any:
+    tmp = Path(tempfile.mkdtemp(prefix="leadflow-bench-"))
+    try:
+        with EmbeddedBroker(0, tmp / "broker.log") as broker:
+            result = body(tmp, broker)
+    except BaseException:
+        print(f"bench: failed; broker and worker logs kept in {tmp}", file=sys.stderr)
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+def run_scale_bench(settings: Settings, events: int) -> ScaleResult:
+    """One worker, then two, each on a broker of its own: the workers join the group and
+    share the partitions first, then the backlog is written, so a rebalance (a worker
+    joining late) is not what is measured."""
+    rates, sent = [], 0
+    for n in (1, 2):
+        def body(tmp: Path, broker: EmbeddedBroker, n: int = n) -> tuple[int, float]:
+            bench = _Bench(settings, tmp, broker)
+            asyncio.run(ensure_topics(bench.settings))
+            app_id = f"bench-scale{n}-{uuid.uuid4().hex[:6]}"
+            try:
+                workers = [bench.start(f"scale{n}-{i}", app_id) for i in range(n)]
+                for base, proc in workers:
+                    _wait_ready(base, proc)
+                _wait_shared([base for base, _ in workers], bench.settings.partitions)
+                _say(f"{n} worker{'s' * (n > 1)} ready; writing {events:,} events")
+                sent = asyncio.run(_fill_backlog(bench.settings, events))
+                rate = _drain_all(workers, sent)[0]
+            finally:
+                bench.stop_all()
+            return sent, rate
+
+        sent, rate = _run_in_tmp(body)
+        rates.append(rate)
+    return ScaleResult(sent, rates[0], rates[1])
+
+
+def _wait_shared(bases: list[str], partitions: int, timeout: float = 120) -> None:
+    """Until the workers hold every partition of leads.captured between them, each some."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held = []
+        for base in bases:
+            body = get_json(f"{base}/v1/health", timeout=2)[1]
+            held.append(sorted(body.get("assignment", {}).get(topics.LEADS.name, [])))
+        if all(held) and sorted(p for h in held for p in h) == list(range(partitions)):
+            time.sleep(1.0)  # the standby and changelog assignment settles with it
+            return
+        time.sleep(0.3)
+    raise RuntimeError(f"the partitions were not shared out in {timeout:.0f}s")
+
+
+async def _changelog_records(settings: Settings, app_id: str) -> int:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap)
+    await consumer.start()
+    try:
+        names = [t for t in await consumer.topics()
+                 if t.startswith(f"{app_id}-") and t.endswith("-changelog")]
+        parts = [TopicPartition(t, p) for t in names
+                 for p in consumer.partitions_for_topic(t) or ()]
+        return sum((await consumer.end_offsets(parts)).values()) if parts else 0
+    finally:
+        await consumer.stop()
+
+
+def run_recovery_bench(settings: Settings, events: int, store: str) -> RecoveryResult:
+    def body(tmp: Path, broker: EmbeddedBroker) -> RecoveryResult:
+        bench = _Bench(settings, tmp, broker)
+        _say(f"broker on {broker.bootstrap}, filling a backlog of {events:,} events")
+        sent = asyncio.run(_fill_backlog(bench.settings, events))
+        env = {"LEADFLOW_STORE": store}
+        try:
+            app_id = f"bench-recovery-{uuid.uuid4().hex[:6]}"
+            base, proc = bench.start("fill", app_id, **env)
+            _say(f"one worker ({store}) filling its tables")
+            stats = _drain_all([(base, proc)], sent)[1][0]
+            _settle(base)
+            leads = int((_stats(base) or stats)["leads_traced"])
+            bench.stop(proc)
+            records = asyncio.run(_changelog_records(bench.settings, app_id))
+            # An empty worker (a group of its own, nothing to recover): the start-up cost.
+            t0 = time.monotonic()
+            base, proc = bench.start("empty", f"bench-empty-{uuid.uuid4().hex[:6]}", **env)
+            _wait_ready(base, proc)
+            empty = time.monotonic() - t0
+            bench.stop(proc)
+            _say(f"a fresh worker ({store}, empty data dir) replaying {records:,} records")
+            t0 = time.monotonic()
+            base, proc = bench.start("recover", app_id, **env)
+            _wait_ready(base, proc)
+            ready = time.monotonic() - t0
+            recovered = _stats(base) or {}
+            if recovered.get("leads_traced") != leads:
+                raise RuntimeError(f"recovered {recovered.get('leads_traced')} of {leads} leads")
+            bench.stop(proc)
+        finally:
+            bench.stop_all()
+        return RecoveryResult(store, sent, leads, records, empty, ready)
+
+    return _run_in_tmp(body)
+
+
+def _settle(base: str, timeout: float = 120) -> None:
+    """Until the worker's counters stop moving for two seconds (internal topics done)."""
+    deadline, last, still = time.monotonic() + timeout, None, 0
+    while time.monotonic() < deadline and still < 2:
+        s = _stats(base) or {}
+        total = (s.get("received_total", 0), s.get("internal_total", 0))
+        still = still + 1 if total == last else 0
+        last = total
+        time.sleep(1.0)
