@@ -15,13 +15,12 @@ from typing import Any
 from streams import topics
 from streams.agents.emit import Emitter
 from streams.core import feedback
-from streams.errors import LeadflowError
 
 
 def register(app: Any) -> None:
     from models.examples import ExampleStore
 
-    settings, codec, stats = app.settings, app.codec, app.stats
+    settings, stats = app.settings, app.stats
     emitter = Emitter(app)
     store = ExampleStore(settings.data_path / "examples")
     source = app.topic(
@@ -32,15 +31,8 @@ def register(app: Any) -> None:
     async def examples(stream: Any) -> None:
         async for events in stream.take_events(settings.intake_batch, within=0.2):
             stats.internal[topics.EXAMPLES.name] += len(events)
-            batch = []
-            for event in events:
-                try:
-                    record = codec.decode(event.message.value or b"", topics.EXAMPLES.record)
-                except LeadflowError as err:
-                    # Only leadflow writes this topic: a bad record is a bug, kept to replay.
-                    await emitter.reject(err, event.message)
-                    continue
-                batch.append(feedback.example_from_record(record))
+            batch = [feedback.example_from_record(record)
+                     for _, record in await emitter.decoded(events, topics.EXAMPLES)]
             # In a thread: the append ends with an fsync, which can take a disk's while.
             stored = await asyncio.to_thread(store.append, batch)
             stats.handoff["examples"] += stored

@@ -22,11 +22,10 @@ from streams.agents.sla import lagging
 from streams.core import sla
 from streams.core.contract import EVENT_NAMESPACE, epoch_ms
 from streams.core.eventclock import EventClock
-from streams.errors import LeadflowError
 
 
 def register(app: Any) -> None:
-    settings, codec, stats, contract = app.settings, app.codec, app.stats, app.policies.contract
+    settings, stats, contract = app.settings, app.stats, app.policies.contract
     raw = app.Table("marketing", partitions=1, key_type=str)
     app.tables_by_name["marketing"] = raw
     emitter = Emitter(app)
@@ -94,13 +93,7 @@ def register(app: Any) -> None:
         async for events in stream.take_events(settings.intake_batch, within=0.05):
             app.stats.internal[topics.MARKETING.name] += len(events)
             now_ms = int(time.time() * 1000)
-            for event in events:
-                try:
-                    fact = codec.decode(event.message.value or b"", topics.MARKETING.record)
-                except LeadflowError as err:
-                    # Only leadflow writes this topic: a bad record is a bug, kept to replay.
-                    await emitter.reject(err, event.message)
-                    continue
+            for event, fact in await emitter.decoded(events, topics.MARKETING):
                 apply(fact)
                 done[tp] = event.message.offset
                 clock.observe(topics.MARKETING.name, 0, epoch_ms(fact["occurred_at"]), now_ms)

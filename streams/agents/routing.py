@@ -16,13 +16,12 @@ from streams.agents.emit import ChangelogTable, Emitter
 from streams.core import routing
 from streams.core.contract import epoch_ms
 from streams.core.handoff import derived_id
-from streams.errors import LeadflowError
 
 REPS = "__reps__"
 
 
 def register(app: Any) -> None:
-    settings, codec, stats, policies = app.settings, app.codec, app.stats, app.policies
+    settings, stats, policies = app.settings, app.stats, app.policies
     raw = app.Table("routing", partitions=1, key_type=str)
     app.tables_by_name["routing"] = raw
     emitter = Emitter(app)
@@ -64,14 +63,8 @@ def register(app: Any) -> None:
     async def route(stream: Any) -> None:
         async for events in stream.take_events(settings.intake_batch, within=0.005):
             stats.internal[topics.ROUTING.name] += len(events)
-            for event in events:
-                try:
-                    request = codec.decode(event.message.value or b"", topics.ROUTING.record)
-                    routed = decide(request)
-                except LeadflowError as err:
-                    # Only leadflow writes this topic: a bad record is a bug, kept to replay.
-                    await emitter.reject(err, event.message)
-                    continue
+            for _, request in await emitter.decoded(events, topics.ROUTING):
+                routed = decide(request)
                 if routed is not None:
                     stats.decided(topics.ROUTED, routed)
                     await emitter.send(topics.ROUTED, routed["lead_id"].encode(), routed)
