@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import IO
 
+from streams.broker import stop_process
 from streams.settings import Settings
 
 APP = Path(__file__).with_name("app.py")
@@ -48,12 +49,7 @@ def serve(settings: Settings, *, port: int | None = None, host: str | None = Non
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        try:
-            return proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait()
+        return stop_process(proc, 10)
 
 
 def start(settings: Settings, log: IO[bytes], *, env: dict[str, str] | None = None,

@@ -26,7 +26,7 @@ from typing import Any
 
 from streams import topics
 from streams.bench import _fill_backlog, _start
-from streams.broker import EmbeddedBroker, free_port
+from streams.broker import EmbeddedBroker, free_port, stop_process
 from streams.kafka import ensure_topics
 from streams.settings import Settings
 from streams.views import get_json
@@ -119,12 +119,7 @@ class _Bench:
         return f"http://127.0.0.1:{port}", proc
 
     def stop(self, proc: subprocess.Popen[bytes]) -> None:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 30)
 
     def stop_all(self) -> None:
         for proc in self.procs:

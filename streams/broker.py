@@ -35,6 +35,16 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float) -> int:
+    """SIGTERM, up to ``timeout_s`` to exit, then SIGKILL; returns the exit code."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
 async def metadata_ok(bootstrap: str, timeout_s: float = 2.0) -> bool:
     """True when the broker answers a metadata request."""
     from aiokafka.admin import AIOKafkaAdminClient
@@ -116,12 +126,7 @@ class EmbeddedBroker:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
-        proc.terminate()
-        try:
-            proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout_s)
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start() if self.proc is None else self

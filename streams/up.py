@@ -16,7 +16,7 @@ from collections import Counter
 from typing import Any
 
 from streams import topics
-from streams.broker import _die_with_parent, broker_for
+from streams.broker import _die_with_parent, broker_for, stop_process
 from streams.settings import Settings
 from streams.views import get_json
 
@@ -97,13 +97,8 @@ def run_up(
             return _summary(base, sim)
         finally:
             for proc, wait in ((dashboard, 10), (worker, 30)):
-                if proc is None:
-                    continue
-                proc.terminate()
-                try:
-                    proc.wait(wait)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                if proc is not None:
+                    stop_process(proc, wait)
 
 
 def _start_dashboard(settings: Settings, env: dict[str, str]) -> subprocess.Popen[bytes]:
