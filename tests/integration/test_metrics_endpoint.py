@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 import uuid
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams import policies, topics
 from streams.views import get_json
-from tests.conftest import SECRET, Worker
+from tests.conftest import SECRET, Worker, wait_for
 from tests.integration.test_intake import example, post, wait_trace
 
 pytestmark = pytest.mark.integration
@@ -36,15 +34,6 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, tuple(sorted(labels.items()))))
 
 
-def wait_for(what: str, check: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
-
-
 def test_metrics_health_and_logs_of_a_worker(worker: Worker) -> None:
     lead = json.loads(example("lead-captured.json"))
     email = f"ops.{uuid.uuid4().hex[:8]}@northwind-analytics.io"
@@ -56,7 +45,8 @@ def test_metrics_health_and_logs_of_a_worker(worker: Worker) -> None:
     captured = topics.LEADS.name
     # The trace is readable a moment before intake acknowledges the batch that wrote it.
     wait_for("the lead acknowledged", lambda: value(
-        scrape(worker)[1], "leadflow_processing_seconds_count", topic=captured) == 1)
+        scrape(worker)[1], "leadflow_processing_seconds_count", topic=captured) == 1,
+        timeout=30)
 
     content_type, samples = scrape(worker)
     assert content_type.startswith("text/plain; version=0.0.4")
@@ -74,7 +64,8 @@ def test_metrics_health_and_logs_of_a_worker(worker: Worker) -> None:
     # Lag per partition of every inbound topic, back to 0 once the offsets are committed.
     for p in range(worker.settings.partitions):
         wait_for(f"lag of {captured}/{p} at 0", lambda p=p: value(
-            scrape(worker)[1], "leadflow_consumer_lag", topic=captured, partition=str(p)) == 0)
+            scrape(worker)[1], "leadflow_consumer_lag", topic=captured, partition=str(p)) == 0,
+            timeout=30)
 
     # The same figures in GET /v1/stats (the dashboard's Pipeline health page reads them).
     lag = get_json(f"{worker.base_url}/v1/stats")[1]["consumer_lag"]

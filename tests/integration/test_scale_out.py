@@ -17,18 +17,15 @@ from typing import Any
 import pytest
 
 from streams import policies, topics
-from streams.codec import Codec
 from streams.core.trace import StepKind
-from streams.kafka import ensure_topics
-from streams.registry import FileRegistry
 from streams.settings import Settings
-from streams.simulate import DUPLICATE, OK, Scenario, generate, send_kafka
+from streams.simulate import DUPLICATE, OK, Scenario, generate
 from streams.simulate.kafka_sender import kafka_plan
 from streams.simulate.truth import kafka_expected_counts
 from streams.views import get_json
 from tests.conftest import Worker, start_worker, stop_worker
 from tests.integration.test_intake import read_topic
-from tests.integration.test_sla_truth import FAST_CLOCK, fresh_broker
+from tests.integration.test_sla_truth import FAST_CLOCK, fill, fresh_broker
 
 pytestmark = pytest.mark.integration
 
@@ -149,11 +146,7 @@ def test_two_workers_share_the_partitions_and_survive_a_stop_and_restart(
         "LEADFLOW_ARCHIVE": "false", "LEADFLOW_LOG_LEVEL": "warn",
     }
     with fresh_broker(tmp_path) as broker:
-        settings = Settings.load(env={**os.environ, "LEADFLOW_BROKER_PORT": str(broker.port)})
-        asyncio.run(ensure_topics(settings))
-        codec = Codec(FileRegistry(settings.registry_path))
-        asyncio.run(send_kafka(scenario, settings.bootstrap, codec, progress=False,
-                               realtime=False))
+        settings = fill(broker, scenario)
         a = start_worker(broker, tmp_path / "a", **env)
         b = start_worker(broker, tmp_path / "b", **env)
         workers = [a, b]

@@ -6,9 +6,7 @@ import asyncio
 import json
 import signal
 import subprocess
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from streams import topics
 from streams.archive import layout
 from streams.broker import EmbeddedBroker
 from streams.views import get_json
-from tests.conftest import Worker, start_worker, stop_worker
+from tests.conftest import Worker, start_worker, stop_worker, wait_for
 from tests.integration.test_intake import example, post, wait_trace
 
 pytestmark = pytest.mark.integration
@@ -50,15 +48,6 @@ def stats(worker: Worker) -> dict[str, Any]:
     status, body = get_json(f"{worker.base_url}/v1/stats")
     assert status == 200
     return body
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
 def captured_rows(archive: Path) -> set[str]:

@@ -49,15 +49,21 @@ def fresh_broker(tmp: Path) -> Iterator[EmbeddedBroker]:
             os.environ["LEADFLOW_SCHEMA_REGISTRY_FILE"] = previous
 
 
+def fill(broker: EmbeddedBroker, scenario: Scenario) -> Settings:
+    """Every delivery of ``scenario`` on ``broker``'s inbound topics, as any Avro producer
+    would write them; returns the settings that reach that broker."""
+    settings = Settings.load(env={**os.environ, "LEADFLOW_BROKER_PORT": str(broker.port)})
+    asyncio.run(ensure_topics(settings))
+    codec = Codec(FileRegistry(settings.registry_path))
+    asyncio.run(send_kafka(scenario, settings.bootstrap, codec, progress=False, realtime=False))
+    return settings
+
+
 def run(scenario: Scenario, tmp: Path) -> list[dict]:
     """The scenario as history: all of it on the topics first, then a worker reads it. Returns
     the per-lead verdicts once every expected one has come (and nothing more after)."""
     with fresh_broker(tmp) as broker:
-        settings = Settings.load(env={**os.environ, "LEADFLOW_BROKER_PORT": str(broker.port)})
-        asyncio.run(ensure_topics(settings))
-        codec = Codec(FileRegistry(settings.registry_path))
-        asyncio.run(send_kafka(scenario, settings.bootstrap, codec, progress=False,
-                               realtime=False))
+        fill(broker, scenario)
         worker = start_worker(broker, tmp / "worker", **FAST_CLOCK)
         try:
             verdicts = collect(worker, scenario)
