@@ -113,17 +113,14 @@ def keep_leads(lf: pl.LazyFrame, a: Archive, f: Filters, *, campaign: str | None
                owner: str | None = None) -> pl.LazyFrame:
     """Apply the campaign and owner filters to rows with a lead key ``k``: directly on the
     row's own ``campaign``/``owner`` column when it has one, else through the lead."""
-    if f.campaigns:
-        if campaign:
-            lf = lf.filter(pl.col(campaign).is_in(f.campaigns))
+    for chosen, column, of_leads, key in ((f.campaigns, campaign, lead_campaigns, "campaign_id"),
+                                          (f.owners, owner, lead_owners, "owner_id")):
+        if not chosen:
+            continue
+        if column:
+            lf = lf.filter(pl.col(column).is_in(chosen))
         else:
-            ids = lead_campaigns(a).filter(pl.col("campaign_id").is_in(f.campaigns))
-            lf = lf.join(ids.select("k"), on="k", how="semi")
-    if f.owners:
-        if owner:
-            lf = lf.filter(pl.col(owner).is_in(f.owners))
-        else:
-            ids = lead_owners(a).filter(pl.col("owner_id").is_in(f.owners))
+            ids = of_leads(a).filter(pl.col(key).is_in(chosen))
             lf = lf.join(ids.select("k"), on="k", how="semi")
     return lf
 
