@@ -19,6 +19,7 @@ judged, so it is emitted exactly once.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -89,10 +90,17 @@ def on_event(
         if kind == "lead" and record.get("source_system") == IMPORTED:
             state["historic"] = True
         item = feats.input_of(kind, record)
-        state["features"] = feats.apply(state.get("features"), item)
-        if state.get("mql_at") is None:
-            state.setdefault("inputs", []).append(item)  # to date the MQL, see _handover
-        sends += _score(p, state, at, now_ms, corr, step)
+        before = state.get("features")
+        # Read after an event dated as late or later: the scores beside the events from here
+        # on change (a lead's topics are read in any order).
+        late = before is not None and before["last_event_at"] is not None and (
+            at <= before["last_event_at"])
+        state["features"] = feats.apply(before, item)
+        # Kept for good: they date the MQL (_handover) and the score after each event (_rescore).
+        state.setdefault("inputs", []).append(item)
+        sends += _score(p, state, at, now_ms, corr, None if late else step)
+        if late:
+            _rescore(p, state, now_ms)
     elif kind == "status":
         change = lifecycle.new_change(record)
         state["lifecycle"], _ = lifecycle.apply(state.get("lifecycle"), change)
@@ -143,15 +151,13 @@ def _score(
             ],
             "occurred_at": at, "correlation_id": corr,
         }))
-        if cause is not None and last is not None and last["version"] == scored.model_version:
+        if last is not None and last["version"] == scored.model_version:
             # A step per score change would double the trace (and its changelog writes);
-            # the new score goes beside the event that moved it.
-            cause["detail"]["score"] = scored.score
+            # the new score goes beside the event that moved it (a late event: _rescore).
+            if cause is not None:
+                cause["detail"]["score"] = scored.score
         else:
-            _step(state, trace.StepKind.SCORED, what, at, now_ms, {
-                "score": scored.score, "model": scored.model_version,
-                "top": ", ".join(f"{f.feature} {f.contribution:+g}" for f in scored.factors[:3]),
-            }, corr)
+            _step(state, trace.StepKind.SCORED, what, at, now_ms, _scored_detail(scored), corr)
     if not crossed or state.get("mql_at") is not None or features["profile_at"] is None:
         return sends  # no capture read yet: activities alone are nobody to hand over
     return sends + _handover(p, state, now_ms, corr)
@@ -187,7 +193,6 @@ def _handover(p: Policies, state: State, now_ms: int, corr: str | None) -> list[
     lead_id = state["lead_id"]
     state["mql_at"] = at
     state["mql_features"] = features  # as sales got it: the training example's features
-    state.pop("inputs", None)
     state["lifecycle"], _ = lifecycle.apply(
         state.get("lifecycle"), lifecycle.system_change(derived_id(lead_id, "mql"), at, "MQL")
     )
@@ -197,6 +202,62 @@ def _handover(p: Policies, state: State, now_ms: int, corr: str | None) -> list[
     if not historic:
         sends.append(_routing(state, "ROUTE", at, corr, tier=tier, features=features))
     return sends
+
+
+def _rescore(p: Policies, state: State, now_ms: int) -> None:
+    """Note in the trace the score after each lead and activity event *in event time*, as if
+    they had been read in that order: the SCORED step at the first event (one model all
+    along), and beside each later event the score it moved to. So a replay, which reads a
+    lead's topics in another order, shows the same trace. Runs only for a late event: read
+    in order, ``_score`` has noted the same already."""
+    steps: list[trace.Step] = state["steps"]
+    version = p.model.version
+    scored_steps = [s for s in steps if s["kind"] == trace.StepKind.SCORED]
+    mine = [s for s in scored_steps if s["detail"].get("model") == version]
+    if not mine:
+        return  # the model changed in between: the next event under it notes the scores
+    ordered = sorted(state["inputs"], key=lambda item: item[0])
+    after: dict[int, Score] = {}  # event time -> the score after its events
+    features: feats.Features | None = None
+    for item in ordered:
+        features = feats.apply(features, item)
+        after[item[0]] = p.model.score(features)  # the last of a millisecond wins
+    since = mine[0]["occurred_at"]
+    if len(scored_steps) == 1:  # one model all along: it first scored at the first event
+        since = ordered[0][0]
+        first = after[since]
+        if mine[0]["occurred_at"] != since or mine[0]["detail"]["score"] != first.score:
+            steps.remove(mine[0])
+            state["seen"].pop(mine[0]["event_id"], None)
+            _step(state, trace.StepKind.SCORED, f"scored/{since}/{version}/{first.score}",
+                  since, now_ms, _scored_detail(first), mine[0]["correlation_id"])
+    previous: int | None = None
+    for at, score in after.items():
+        if at > since and previous is not None and score.score != previous:
+            noted: int | None = score.score
+        else:
+            noted = None  # unchanged, or the SCORED step says it
+        if at >= since:
+            for s in _steps_at(steps, at):
+                if s["kind"] in (trace.StepKind.CAPTURED, trace.StepKind.ACTIVITY):
+                    if noted is None:
+                        s["detail"].pop("score", None)
+                    else:
+                        s["detail"]["score"] = noted
+        previous = score.score
+
+
+def _steps_at(steps: list[trace.Step], at: int) -> list[trace.Step]:
+    i = bisect_left(steps, at, key=lambda s: s["occurred_at"])
+    j = bisect_right(steps, at, lo=i, key=lambda s: s["occurred_at"])
+    return steps[i:j]
+
+
+def _scored_detail(scored: Score) -> dict[str, Any]:
+    return {
+        "score": scored.score, "model": scored.model_version,
+        "top": ", ".join(f"{f.feature} {f.contribution:+g}" for f in scored.factors[:3]),
+    }
 
 
 Moment = tuple[int, feats.Features, int]  # event time, features then, score then

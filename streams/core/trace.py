@@ -8,9 +8,9 @@ State (JSON-serialisable, stored in a Faust table as is)::
     step = {"kind", "event_id", "occurred_at": ms, "observed_at": ms, "source",
             "correlation_id", "detail": {str: str | int | float}}
 
-Steps are kept sorted by ``(occurred_at, observed_at, rank, event_id)`` (rank puts derived steps
-after their cause) whatever order they arrive
-in, so the same set of events always yields the same list (live, replayed or out of order).
+Steps are kept sorted by ``(occurred_at, rank, event_id)`` (rank puts derived steps after their
+cause) whatever order they arrive in, so the same set of events always yields the same list
+(live, replayed or out of order).
 
 Duplicates: ``seen`` is a fast O(1) check over a retention window (values are the
 processing time ``now_ms``, so insertion order is roughly time order and pruning pops from
@@ -152,8 +152,9 @@ def new_state(lead_id: str) -> State:
 _RANK = {StepKind.SCORED: 1, StepKind.MQL: 2, StepKind.ROUTED: 3, StepKind.SLA: 4}
 
 
-def _order(step: Step) -> tuple[int, int, int, str]:
-    return step["occurred_at"], step["observed_at"], _RANK.get(step["kind"], 0), step["event_id"]
+def _order(step: Step) -> tuple[int, int, str]:
+    # Not by observation time: a replay must order steps of one millisecond the same way.
+    return step["occurred_at"], _RANK.get(step["kind"], 0), step["event_id"]
 
 
 def _occurred(step: Step) -> int:
@@ -242,15 +243,15 @@ def related_lead_ids(
     return sorted(found)
 
 
-def _keyed(state: State) -> Iterator[tuple[tuple[int, int, int, str, str], Step]]:
+def _keyed(state: State) -> Iterator[tuple[tuple[int, int, str, str], Step]]:
     lead_id = state["lead_id"]
     for step in state["steps"]:
         yield (*_order(step), lead_id), step
 
 
 def _first(
-    pair: tuple[tuple[int, int, int, str, str], Step],
-) -> tuple[int, int, int, str, str]:
+    pair: tuple[tuple[int, int, str, str], Step],
+) -> tuple[int, int, str, str]:
     return pair[0]
 
 
@@ -273,14 +274,14 @@ def timeline(states: Iterable[State | None]) -> list[dict[str, Any]]:
     emitted: set[str] = set()
     previous: int | None = None
     routed = False
-    for (occurred, observed, _, event_id, lead_id), step in heapq.merge(*streams, key=_first):
+    for (occurred, _, event_id, lead_id), step in heapq.merge(*streams, key=_first):
         if event_id in emitted:
             continue
         emitted.add(event_id)
         row = dict(step)
         row["detail"] = dict(step["detail"])
         row["lead_id"] = lead_id
-        row["lag_ms"] = observed - occurred
+        row["lag_ms"] = step["observed_at"] - occurred
         kind = step["kind"]
         if kind == StepKind.SLA:
             row["since_previous_ms"], row["wait"] = None, None

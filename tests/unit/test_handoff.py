@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams import policies, topics
 from streams.core import handoff, payloads, trace
@@ -163,7 +165,7 @@ def test_a_capture_read_after_a_later_activity_still_crossed_at_capture(p):
     state, sends = feed(p, state, "lead", capture, None)
     assert state["mql_at"] == state["crossed_at"] == T0
     assert state["mql_features"]["counts"] == {}  # what sales got at T0: no click yet
-    assert "inputs" not in state
+    assert [i[0] for i in state["inputs"]] == [T0 + HOUR, T0]  # kept: see _rescore
 
 
 def test_activities_alone_are_nobody_to_judge_or_hand_over_until_the_capture_is_read(p):
@@ -207,3 +209,40 @@ def test_an_imported_lead_is_history_scored_and_handed_over_but_never_routed_or_
     ((spec, _, example),) = sends
     assert spec is topics.EXAMPLES and example["label"] == 0 and example["historic"]
     assert not verdicts(sends)
+
+
+ACTIVITY_KINDS = ("page_view", "pricing_page_view", "contact_support", "webinar_attend",
+                  "demo_request")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    capture_at=st.integers(0, 4),
+    activities=st.lists(st.tuples(st.integers(0, 4), st.sampled_from(ACTIVITY_KINDS)),
+                        max_size=6),
+    data=st.data(),
+)
+def test_the_trace_notes_scores_in_event_time_whatever_order_the_events_are_read_in(
+    p, capture_at: int, activities: list[tuple[int, str]], data: st.DataObject
+) -> None:
+    """A replay reads a lead's topics in another order than the live run did: the scores
+    noted in its trace (the SCORED step, the score beside each event) must not change. (The
+    MQL is decided as read: an event dated before it and read after it does not move it.)"""
+    capture = lead(jobTitle="Intern", companySize="11-50")  # activities move the score
+    capture["occurred_at"] = T0 + capture_at * MIN
+    body = json.loads((EXAMPLES / "activity-recorded.json").read_text())
+    events: list[tuple[str, dict[str, Any]]] = [("lead", capture)]
+    for i, (minute, kind) in enumerate(activities):
+        act = payloads.activity_from_json({**body, "eventId": str(uuid.UUID(int=i + 1)),
+                                           "leadId": capture["lead_id"], "type": kind})
+        act["occurred_at"] = T0 + minute * MIN
+        events.append(("activity", act))
+
+    def read(order: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        state = None
+        for kind, record in order:
+            state, _ = feed(p, state, kind, record, None)
+        return [s for s in state["steps"] if s["kind"] in ("CAPTURED", "ACTIVITY", "SCORED")]
+
+    in_event_time = sorted(events, key=lambda e: (e[1]["occurred_at"], e[1]["event_id"]))
+    assert read(data.draw(st.permutations(events))) == read(in_event_time)

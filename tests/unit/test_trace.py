@@ -275,7 +275,7 @@ def test_apply_is_order_insensitive(
     if first:
         rank = {"SCORED": 1, "MQL": 2, "ROUTED": 3, "SLA": 4}  # derived steps after their cause
         keys = [
-            (s["occurred_at"], s["observed_at"], rank.get(s["kind"], 0), s["event_id"])
+            (s["occurred_at"], rank.get(s["kind"], 0), s["event_id"])
             for s in first["steps"]
         ]
         assert keys == sorted(keys)
