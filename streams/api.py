@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 import orjson
+from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 
 from streams import topics, webhooks
@@ -163,10 +164,30 @@ def register(app: Any) -> None:
         async def post(self, request: Request) -> Response:
             return await ingest(self, request, "crm")
 
+    async def on_owner(view: View, request: Request, lead_id: str) -> Response | None:
+        """Forward to the worker whose active partition holds ``lead_id`` (None: this one).
+
+        Not Faust's ``table_route``: it finds the partition of the key as the table's
+        serializer writes it (JSON, quoted), while leadflow places a lead on the partition of
+        its bare id, like its inbound topics. With standby replicas the wrong worker had a
+        copy to answer from, some seconds behind; without, it answered 404."""
+        changelog = traces.changelog_topic.get_topic_name()
+        try:
+            owner = app.assignor.key_store(changelog, lead_id.encode())
+        except KeyError:  # no assignment yet (rebalancing)
+            return problem(view, LeadflowError(
+                ErrorCode.UNAVAILABLE, "partitions are being assigned; retry shortly"))
+        try:
+            return await app.router._route_req(owner, view.web, request)
+        except SameNode:
+            return None
+
     @app.page("/v1/leads/{lead_id}/trace")
     class Trace(View):
-        @app.table_route(table=traces, match_info="lead_id")
         async def get(self, request: Request, lead_id: str) -> Response:
+            forwarded = await on_owner(self, request, lead_id)
+            if forwarded is not None:
+                return forwarded
             state = traces.data.get(lead_id)
             if state is None:
                 return problem(self, LeadflowError(

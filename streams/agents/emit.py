@@ -8,6 +8,7 @@ offsets are never committed ahead of what their events produced (at-least-once h
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import weakref
 from collections.abc import Iterator
@@ -44,6 +45,7 @@ class Emitter:
     def __init__(self, app: Any) -> None:
         self.app = app
         self._staged: Staged = {}
+        self._sending = asyncio.Lock()
 
     @property
     def producer(self) -> Any:
@@ -66,9 +68,10 @@ class Emitter:
         self._staged.setdefault((spec.name, partition), []).append((key, value))
 
     async def flush(self) -> None:
-        if self._staged:
-            staged, self._staged = self._staged, {}
-            await send_batches(self.producer, staged)
+        async with self._sending:  # in staging order: see ChangelogTable.flush
+            if self._staged:
+                staged, self._staged = self._staged, {}
+                await send_batches(self.producer, staged)
 
     async def decoded(self, events: list[Any], spec: TopicSpec) -> list[tuple[Any, Any]]:
         """(event, record) of each event of ``spec``'s topic that decodes; the others go to
@@ -112,6 +115,7 @@ class ChangelogTable:
         self.emitter = emitter
         self.table = table
         self._staged: dict[str, tuple[int, Any]] = {}
+        self._sending = asyncio.Lock()
 
     def get(self, key: str) -> Any:
         return self.table.data.get(key)
@@ -129,17 +133,23 @@ class ChangelogTable:
         self._staged[key] = (partition, value)
 
     async def flush(self) -> None:
-        if not self._staged:
-            return
-        staged, self._staged = self._staged, {}
-        topic = self.table.changelog_topic.get_topic_name()
-        records: Staged = {}
-        for key, (partition, value) in staged.items():
-            # json like Faust's own writes, for its recovery
-            records.setdefault((topic, partition), []).append(
-                (orjson.dumps(key), orjson.dumps(value))
-            )
-        await send_batches(self.emitter.producer, records)
+        # One flush at a time, each sending all that was staged before it: the agents and the
+        # SLA timer share the table, and aiokafka does not keep two callers' batches for one
+        # partition in call order (a batch added while another waits for the partition's
+        # queue to drain can overtake it). An older state of a lead written after a newer one
+        # is what recovery would load: a rebalance lost whole steps (1 lead in 500).
+        async with self._sending:
+            if not self._staged:
+                return
+            staged, self._staged = self._staged, {}
+            topic = self.table.changelog_topic.get_topic_name()
+            records: Staged = {}
+            for key, (partition, value) in staged.items():
+                # json like Faust's own writes, for its recovery
+                records.setdefault((topic, partition), []).append(
+                    (orjson.dumps(key), orjson.dumps(value))
+                )
+            await send_batches(self.emitter.producer, records)
 
 
 class _PartitionEvent:

@@ -372,7 +372,11 @@ def on_clock(p: Policies, state: State, clock_ms: int | None, *, now_ms: int) ->
         and routed.get("owner")
     ):
         state["reassigned"] = True
-        sends.append(_routing(state, "REASSIGN", routed["at"], None, owner=routed["owner"],
+        # Dated when the breach was found, so the new owner's ROUTED step follows the first.
+        breached = next((s["occurred_at"] for s in state["steps"] if s["kind"] ==
+                         trace.StepKind.SLA and s["detail"].get("clause") == sla.FIRST_TOUCH),
+                        routed["at"])
+        sends.append(_routing(state, "REASSIGN", breached, None, owner=routed["owner"],
                               tier=routed["tier"]))
     return sends
 
