@@ -49,13 +49,15 @@ class Report:
     files: int
     generated_s: float | None
     cache_s: float
+    cache_mb: float  # the read cache on disk: merged months and their lead-ordered copies
     timings: list[Timing]
 
     def table(self) -> str:
         made = ("reused" if self.generated_s is None
                 else f"generated in {self.generated_s:.0f} s")
         lines = [f"archive {self.root}: {self.leads:,} leads, {self.events:,} events, "
-                 f"{self.files:,} files ({made}; read cache built in {self.cache_s:.0f} s); "
+                 f"{self.files:,} files ({made}; read cache built in {self.cache_s:.0f} s, "
+                 f"{self.cache_mb:,.0f} MB); "
                  f"polars threads {pl.thread_pool_size()}",
                  f"{'page':28}{'window':14}{'cold s':>8}{'warm s':>8}{'cpu s':>8}"
                  f"  target < {TARGET_S:g} s"]
@@ -85,11 +87,13 @@ def run(cache: Path, *, leads: int = 1_000_000, seed: int = 7, repeat: int = 3,
     started = time.perf_counter()
     made = generate.ensure(root, leads, seed=seed)
     generated = time.perf_counter() - started if made else None
-    progress("building the read cache (past months merged into one file each)")
+    progress("building the read cache (each month merged into one file, and by lead)")
     started = time.perf_counter()
-    ReadCache(root, cache / f"read-cache-{leads}-{seed}").refresh_all()
+    read_cache = cache / f"read-cache-{leads}-{seed}"
+    ReadCache(root, read_cache).refresh_all()
     cache_s = time.perf_counter() - started
-    a = data.Archive(root, teams=teams or {}, cache=cache / f"read-cache-{leads}-{seed}")
+    cache_mb = sum(p.stat().st_size for p in read_cache.rglob("*.parquet")) / 2**20
+    a = data.Archive(root, teams=teams or {}, cache=read_cache)
     span = a.days()
     if span is None:
         raise RuntimeError(f"no archive in {root}")
@@ -116,10 +120,12 @@ def run(cache: Path, *, leads: int = 1_000_000, seed: int = 7, repeat: int = 3,
     progress("timing a lead search and its timeline")
     timings.append(Timing("RevOps: find by email", "-",
                           *_time(lambda: timeline.find_leads(a, email), repeat)))
+    timings.append(Timing("RevOps: find by lead id", "-",
+                          *_time(lambda: timeline.find_leads(a, lead), repeat)))
     timings.append(Timing("RevOps: lead timeline", "-",
                           *_time(lambda: timeline.lead_timeline(a, lead), repeat)))
     from streams.archive import layout
 
     files = sum(len(layout.files(root, r)) for r in layout.ARCHIVED.values())
     events = sum(a.scan(r).select(pl.len()).collect().item() for r in layout.ARCHIVED.values())
-    return Report(root, leads, events, files, generated, cache_s, timings)
+    return Report(root, leads, events, files, generated, cache_s, cache_mb, timings)

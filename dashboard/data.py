@@ -23,6 +23,7 @@ Definitions (the SLA core's, so the page and the verdicts agree):
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -75,6 +76,17 @@ class Archive:
         if f is not None and f.end is not None:
             lf = lf.filter(pl.col(layout.PARTITION) <= f.end)
         return lf
+
+    def lead_rows(self, record: str, lead_ids: Collection[str]) -> pl.LazyFrame:
+        """These leads' rows of ``record``, each lead's in the archive's order; through the
+        read cache's lead-ordered months if any (a row group per month, not every row)."""
+        if self.cache is not None:
+            from dashboard.readcache import ReadCache
+
+            lf = ReadCache(self.root, self.cache).scan(record, by_lead=True)
+        else:
+            lf = layout.scan(self.root, record)
+        return lf.filter(pl.col("lead_id").is_in(list(lead_ids)))
 
     def days(self) -> tuple[date, date] | None:
         """First and last archived day (from the partition directories: no file is read)."""

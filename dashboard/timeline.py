@@ -10,6 +10,7 @@ no longer holds (a lead whose trace state is gone after a broker restart).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -28,13 +29,24 @@ SHOWN = ("email", "first_name", "last_name", "phone")
 def find_leads(a: Archive, text: str, limit: int = 20) -> pl.DataFrame:
     """Leads whose id is ``text`` or whose email is ``text`` (case-insensitive): their id,
     personal data (for the page to mask), company, campaign and capture time."""
-    needle = text.strip()
+    needle = text.strip().lower()
     if not needle:
         return pl.DataFrame()
-    by = (pl.col("email").str.to_lowercase() == needle.lower()) if "@" in needle else (
-        pl.col("lead_id") == needle.lower())
+    ids, by = [needle], pl.lit(True)
+    if "@" in needle:
+        # Two steps: the matching ids from two columns of every capture, then those leads'
+        # captures through the lead-ordered cache. In one step polars decoded the shown
+        # columns of all million captures too (0.2 s against 0.1 s on the 1M-lead archive).
+        by = pl.col("email").str.to_lowercase() == needle
+        # Lowercasing a million emails is half of the first step; a case-insensitive regex
+        # finds every email equal to an ASCII needle once lowercased, and a few more
+        # (Unicode case folding: "ſ" is "s"), which ``by`` then drops.
+        first = pl.col("email").str.contains(f"(?i)^{re.escape(needle)}$") if (
+            needle.isascii()) else by
+        ids = a.scan("LeadCaptured").filter(first).select(
+            pl.col("lead_id").unique()).collect()["lead_id"].to_list()
     return (
-        a.scan("LeadCaptured").filter(by)
+        a.lead_rows("LeadCaptured", ids).filter(by)
         .select("lead_id", *SHOWN, "company_name", campaign_of(), captured_at="occurred_at")
         .sort("captured_at").unique("lead_id", keep="first", maintain_order=True)
         .head(limit).collect()
@@ -46,8 +58,8 @@ def _ms(value: Any) -> int | None:
 
 
 def _events(a: Archive, lead_id: str) -> dict[str, list[dict[str, Any]]]:
-    plans = {r: a.scan(r).filter(pl.col("lead_id") == lead_id) for r in
-             (*INBOUND, "LeadScored", "LeadRouted", "SlaEvaluated")}
+    plans = {r: a.lead_rows(r, [lead_id]) for r in (*INBOUND, "LeadScored", "LeadRouted",
+                                                       "SlaEvaluated")}
     got = pl.collect_all(list(plans.values()))
     return {r: df.to_dicts() for r, df in zip(plans, got, strict=True)}
 
