@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any, cast
@@ -149,13 +150,30 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def entries(
+    root: Path, record_name: str, day: date | None = None
+) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """(day, file entry) of every archive file of one record type (of one day), unordered:
+    ``*.parquet`` in the ``date=`` directories, no dot files (in-progress writes). A
+    ``DirEntry`` carries its ``stat`` cheaply: the dashboard lists a year of files per scan."""
+    prefix = f"{PARTITION}="
+    wanted = None if day is None else f"{prefix}{day.isoformat()}"
+    try:
+        day_dirs = list(os.scandir(root / record_name))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for d in day_dirs:
+        if not d.name.startswith(prefix) or (wanted and d.name != wanted) or not d.is_dir():
+            continue
+        with os.scandir(d.path) as found:
+            for e in found:
+                if not e.name.startswith(".") and e.name.endswith(".parquet") and e.is_file():
+                    yield d.name[len(prefix):], e
+
+
 def files(root: Path, record_name: str, day: date | None = None) -> list[Path]:
     """The archive files of one record type (of one day), oldest day first, no dot files."""
-    base = root / record_name
-    pattern = f"{PARTITION}={day.isoformat() if day else '*'}/*.parquet"
-    if not base.is_dir():
-        return []
-    return sorted(p for p in base.glob(pattern) if not p.name.startswith(".") and p.is_file())
+    return sorted(Path(e.path) for _, e in entries(root, record_name, day))
 
 
 def scan(root: Path, record_name: str) -> pl.LazyFrame:
