@@ -19,7 +19,6 @@ judged, so it is emitted exactly once.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -238,19 +237,13 @@ def _rescore(p: Policies, state: State, now_ms: int) -> None:
         else:
             noted = None  # unchanged, or the SCORED step says it
         if at >= since:
-            for s in _steps_at(steps, at):
+            for s in trace.steps_at(steps, at):
                 if s["kind"] in (trace.StepKind.CAPTURED, trace.StepKind.ACTIVITY):
                     if noted is None:
                         s["detail"].pop("score", None)
                     else:
                         s["detail"]["score"] = noted
         previous = score.score
-
-
-def _steps_at(steps: list[trace.Step], at: int) -> list[trace.Step]:
-    i = bisect_left(steps, at, key=lambda s: s["occurred_at"])
-    j = bisect_right(steps, at, lo=i, key=lambda s: s["occurred_at"])
-    return steps[i:j]
 
 
 def _scored_detail(scored: Score) -> dict[str, Any]:

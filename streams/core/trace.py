@@ -29,7 +29,7 @@ band, region, statuses, rep, channel, outcome — never names, emails, phones or
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from enum import StrEnum
@@ -161,14 +161,14 @@ def _occurred(step: Step) -> int:
     return step["occurred_at"]
 
 
+def steps_at(steps: list[Step], occurred_at: int) -> list[Step]:
+    """The steps of one event time (``steps`` as a state keeps them, in order)."""
+    i = bisect_left(steps, occurred_at, key=_occurred)
+    return steps[i:bisect_right(steps, occurred_at, lo=i, key=_occurred)]
+
+
 def _in_steps(steps: list[Step], step: Step) -> bool:
-    occurred, event_id = step["occurred_at"], step["event_id"]
-    i = bisect_left(steps, occurred, key=_occurred)
-    while i < len(steps) and steps[i]["occurred_at"] == occurred:
-        if steps[i]["event_id"] == event_id:
-            return True
-        i += 1
-    return False
+    return any(s["event_id"] == step["event_id"] for s in steps_at(steps, step["occurred_at"]))
 
 
 def apply(
