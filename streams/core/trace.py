@@ -148,8 +148,10 @@ def new_state(lead_id: str) -> State:
     return {"lead_id": lead_id, "steps": [], "seen": {}, "canonical": None, "aliases": []}
 
 
-# A derived step shares its cause's times; it sorts after it, in the order the handoff works.
-_RANK = {StepKind.SCORED: 1, StepKind.MQL: 2, StepKind.ROUTED: 3, StepKind.SLA: 4}
+# A derived step shares its cause's times; it sorts after it, in the order leadflow works
+# (an ALIASED link is dated at the capture that made it).
+_RANK = {StepKind.ALIASED: 1, StepKind.SCORED: 2, StepKind.MQL: 3, StepKind.ROUTED: 4,
+         StepKind.SLA: 5}
 
 
 def _order(step: Step) -> tuple[int, int, str]:

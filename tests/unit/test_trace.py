@@ -273,7 +273,8 @@ def test_apply_is_order_insensitive(
     first, second = replay(steps, retention), replay(shuffled, retention)
     assert (first or {}).get("steps") == (second or {}).get("steps")
     if first:
-        rank = {"SCORED": 1, "MQL": 2, "ROUTED": 3, "SLA": 4}  # derived steps after their cause
+        # derived steps after their cause
+        rank = {"ALIASED": 1, "SCORED": 2, "MQL": 3, "ROUTED": 4, "SLA": 5}
         keys = [
             (s["occurred_at"], rank.get(s["kind"], 0), s["event_id"])
             for s in first["steps"]
