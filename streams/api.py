@@ -238,7 +238,7 @@ def register(app: Any) -> None:
             except Exception:
                 broker_ok = False
             assignment = app.consumer.assignment() if app.consumer else set()
-            recovering = not app.tables.recovery.completed.is_set()
+            recovering = metrics.is_recovering(app)
             ok = broker_ok and not recovering
             return self.json(
                 {

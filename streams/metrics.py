@@ -230,10 +230,7 @@ def consumer_families(app: Any) -> Iterator[Metric]:
     for topic, partitions in consumer_lag(app).items():
         for partition, value in partitions.items():
             lag.add_metric([topic, str(partition)], value)
-    tables = getattr(app, "tables", None)
-    recovery = getattr(tables, "recovery", None)
-    done = recovery is not None and recovery.completed.is_set()
-    recovering.add_metric([], 0 if done else 1)
+    recovering.add_metric([], 1 if is_recovering(app) else 0)
     yield lag
     yield assigned
     yield recovering
@@ -254,6 +251,13 @@ def consumer_lag(app: Any) -> dict[str, dict[int, int]]:
         if value is not None:
             out.setdefault(tp.topic, {})[tp.partition] = value
     return out
+
+
+def is_recovering(app: Any) -> bool:
+    """Until the first recovery ends, and again from every revoke until the tables are
+    recovered (Faust sets ``recovery.completed`` once and never clears it)."""
+    recovery = getattr(getattr(app, "tables", None), "recovery", None)
+    return recovery is None or not recovery.completed.is_set() or bool(app.rebalancing)
 
 
 def agent_assignment(app: Any) -> list[Any]:

@@ -36,6 +36,25 @@ class Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        # Faust forgets the acked offsets of the revoked partitions before it waits for the
+        # streams to finish, and does not commit what they ack while it waits: the work done
+        # since the last periodic commit was read again by the partitions' next owner
+        # (~5,000 duplicates after a worker restarted; bad input dead-lettered twice).
+        await self.commit()
+        await super().on_partitions_revoked(revoked)
+        await self.commit()
+
+    def ack(self, message: Any) -> bool:
+        # A stream acks the messages it skips (fetched before a rebalance, or read while the
+        # flow is suspended) as well as those it processed. Counted as done, a skipped
+        # offset let the next commit pass the messages before it that had yet to be
+        # fetched again. Only a message the stream took for processing is tracked.
+        if not message.tracked:
+            message.acked = True
+            return False
+        return bool(super().ack(message))
+
 
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer

@@ -65,6 +65,7 @@ class SlaIndex:
         self._due: dict[str, int] = {}
         self._done_offset: dict[TP, int] = {}
         self._active: frozenset[int] = frozenset()
+        self._reindex = False
 
     def processed(self, msg: Any, occurred_ms: int | None, wall_ms: int) -> None:
         """After an input event's state is written: it counts for the clock."""
@@ -83,14 +84,23 @@ class SlaIndex:
     def current(self, partition: int) -> int | None:
         return self.clock.current(partition)
 
+    def forget_assignment(self) -> None:
+        """Rebuild the index from the table at the next tick (after a rebalance: deadlines
+        taken off the heaps by an interrupted tick come back with their leads' states)."""
+        self._heaps.clear()
+        self._due.clear()
+        self._reindex = True
+
     def _sync_assignment(self, table: Any, partitions: int) -> None:
         actives = frozenset(
             tp.partition for tp in self.app.assignor.assigned_actives()
             if tp.topic == topics.LEADS.name
         )
-        if actives == self._active:
+        if actives == self._active and not self._reindex:
             return
-        gained, lost = actives - self._active, self._active - actives
+        gained = actives if self._reindex else actives - self._active
+        lost = self._active - actives
+        self._reindex = False
         self.clock.forget(lost)
         for p in lost:
             self.report.pop(p, None)
@@ -132,16 +142,32 @@ def register_timer(
     app: Any, index: SlaIndex, judge: Callable[[int, int, str, int], Any], flush: Any,
     interval_s: float,
 ) -> None:
+    """The SLA tick. It judges nothing while the worker rebalances (from the first revoke
+    until the tables are recovered): the states it would read may be a standby's, seconds
+    behind, or half recovered, and writing one back made it the newest record of the lead's
+    changelog, which the next owner then recovered (steps lost after a stop and restart)."""
     table = app.tables_by_name["traces"]
     partitions = app.settings.partitions
 
     @app.timer(interval=interval_s, name="sla.clock")
     async def tick() -> None:
+        if app.rebalancing:
+            return
         wall_ms = int(time.time() * 1000)
         for i, (partition, clock, lead_id) in enumerate(index.due(table, partitions, wall_ms)):
-            await judge(partition, clock, lead_id, wall_ms)
             if i % YIELD_EVERY == YIELD_EVERY - 1:
                 # When a backlog ends, thousands of deadlines fall due at once: let intake
                 # and the API run in between, or every request waits for the whole tick.
                 await asyncio.sleep(0)
+                if app.rebalancing:
+                    index.forget_assignment()
+                    break
+            await judge(partition, clock, lead_id, wall_ms)
         await flush()
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
+        # Send what was judged on these partitions before their next owner recovers them.
+        index.forget_assignment()
+        await flush()
+        await app.producer.flush()
