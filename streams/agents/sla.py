@@ -144,8 +144,8 @@ def register_timer(
 ) -> None:
     """The SLA tick. It judges nothing while the worker rebalances (from the first revoke
     until the tables are recovered): the states it would read may be a standby's, seconds
-    behind, or half recovered, and writing one back made it the newest record of the lead's
-    changelog, which the next owner then recovered (steps lost after a stop and restart)."""
+    behind, or half recovered, and writing one back would make it the newest record of the
+    lead's changelog, the state the next owner recovers."""
     table = app.tables_by_name["traces"]
     partitions = app.settings.partitions
 
