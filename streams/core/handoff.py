@@ -97,7 +97,7 @@ def on_event(
         state["features"] = feats.apply(before, item)
         # Kept for good: they date the MQL (_handover) and the score after each event (_rescore).
         state.setdefault("inputs", []).append(item)
-        sends += _score(p, state, at, now_ms, corr, None if late else step)
+        sends += _score(p, state, at, now_ms, corr, None if late else step, late=late)
         if late:
             _rescore(p, state, now_ms)
     elif kind == "status":
@@ -127,7 +127,8 @@ def on_event(
 
 
 def _score(
-    p: Policies, state: State, at: int, now_ms: int, corr: str | None, cause: trace.Step | None
+    p: Policies, state: State, at: int, now_ms: int, corr: str | None, cause: trace.Step | None,
+    *, late: bool = False,
 ) -> list[Send]:
     features = state["features"]
     scored = p.model.score(features)
@@ -157,14 +158,18 @@ def _score(
                 cause["detail"]["score"] = scored.score
         else:
             _step(state, trace.StepKind.SCORED, what, at, now_ms, _scored_detail(scored), corr)
-    if not crossed or state.get("mql_at") is not None or features["profile_at"] is None:
-        return sends  # no capture read yet: activities alone are nobody to hand over
+    if state.get("mql_at") is not None or features["profile_at"] is None:
+        return sends  # handed over already, or no capture read yet (nobody to hand over)
+    if not crossed and not late:
+        return sends  # read in event-time order: the score now is the score then
+    # Read late, the score may have crossed in between even though it is under now.
     return sends + _handover(p, state, now_ms, corr)
 
 
 def _handover(p: Policies, state: State, now_ms: int, corr: str | None) -> list[Send]:
-    """The lead's score is at/over the threshold: judge its context when it first got there,
-    and hand it over at the first moment it was there with complete context.
+    """If the lead's score reached the threshold (now, or in between for an event read late):
+    judge its context when it first got there, and hand it over at the first moment it was
+    there with complete context.
 
     Those moments are found by refolding the lead's inputs in event-time order, not taken
     from the event that happened to arrive last: leads, activities and CRM events come on
@@ -173,7 +178,7 @@ def _handover(p: Policies, state: State, now_ms: int, corr: str | None) -> list[
     sends: list[Send] = []
     first, ready = _crossings(p, state.get("inputs") or [])
     if first is None:
-        return sends  # cannot happen: all of the inputs are the features that crossed
+        return sends  # it never reached the threshold in event time
     historic = state.get("historic", False)
     if state.get("crossed_at") is None:
         at, features, _ = first
@@ -339,9 +344,11 @@ def on_clock(p: Policies, state: State, clock_ms: int | None, *, now_ms: int) ->
         if not c.get("system") and c["occurred_at"] >= routed["at"]
     ]
     facts.sort(key=lambda f: (f[0], f[1]))
+    ahead = None  # the first fact the clock has not reached: judged when it does
     for at, _, change in facts:
         if clock_ms is not None and at > clock_ms:
-            break  # not yet judged: the clock has not reached it
+            ahead = at
+            break
         sla_state, due = sla.due(p.contract, sla_state, at)
         verdicts += due
         if change is None:
@@ -355,7 +362,8 @@ def on_clock(p: Policies, state: State, clock_ms: int | None, *, now_ms: int) ->
     if clock_ms is not None:
         sla_state, due = sla.due(p.contract, sla_state, clock_ms)
         verdicts += due
-    state["sla_next"] = sla.next_due(p.contract, sla_state)
+    state["sla_next"] = min(
+        (t for t in (sla.next_due(p.contract, sla_state), ahead) if t is not None), default=None)
     sends = _verdicts(p, state, verdicts, now_ms, None)
     if (
         p.contract.reassign_on_first_touch_breach

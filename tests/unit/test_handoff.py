@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import uuid
@@ -14,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams import policies, topics
+from streams.core import features as feats
 from streams.core import handoff, payloads, trace
 from streams.core.contract import epoch_ms
 from streams.settings import Settings
@@ -118,6 +120,47 @@ def test_a_deadline_passes_only_when_the_clock_does_and_is_judged_once(p):
         "BREACHED"
     )
     assert verdicts(handoff.on_clock(p, state, deadline + HOUR, now_ms=0)) == {}
+
+
+def test_a_status_change_ahead_of_the_clock_is_judged_when_the_clock_reaches_it(p):
+    # Seen after a rebalance: the rep's DISQUALIFIED arrived before the lead's ROUTED, and
+    # the partition's clock, rebuilt by the new owner, was still behind the change. Every
+    # clock of the lead had closed, so nothing brought the lead back to judge the change.
+    state, sends = feed(p, None, "lead", lead(), None)
+    lead_id = state["lead_id"]
+    route = routed(sends)
+    dq_at = T0 + 60 * HOUR
+    state, _ = feed(p, state, "status", status(lead_id, "DISQUALIFIED", dq_at, "no_budget"),
+                    None)
+    state, sends = feed(p, state, "routed", route, dq_at - HOUR)
+    assert "DISQUALIFICATION_REASON" not in verdicts(sends)  # the clock is not there yet
+    assert state["sla_next"] is not None and state["sla_next"] <= dq_at
+    sends = handoff.on_clock(p, state, state["sla_next"], now_ms=0)
+    assert verdicts(sends).get("DISQUALIFICATION_REASON") == "MET"
+
+
+def activity(lead_id: str, kind: str, at: int) -> dict[str, Any]:
+    body = json.loads((EXAMPLES / "activity-recorded.json").read_text())
+    body.update(leadId=lead_id, eventId=str(uuid.uuid4()), type=kind)
+    record = payloads.activity_from_json(body)
+    record["occurred_at"] = at
+    return record
+
+
+def test_a_crossing_in_event_time_is_an_mql_whatever_order_the_events_come_in(p):
+    # Seen on 20,000 leads: a click (+5) took the lead to the threshold, a support contact
+    # (-5) took it back; both were read before the capture, which found the score under.
+    capture = lead()
+    base = p.model.score(feats.apply(None, feats.input_of("lead", capture))).score
+    p = dataclasses.replace(p, scoring=dataclasses.replace(p.scoring, threshold=base + 5))
+    lead_id = capture["lead_id"]
+    events = [("lead", capture), ("activity", activity(lead_id, "email_click", T0 + HOUR)),
+              ("activity", activity(lead_id, "contact_support", T0 + 2 * HOUR))]
+    for order in itertools.permutations(events):
+        state = None
+        for kind, record in order:
+            state, _ = feed(p, state, kind, record, None)
+        assert state["mql_at"] == T0 + HOUR, [kind for kind, _ in order]
 
 
 def test_verdicts_do_not_depend_on_arrival_order(p):
