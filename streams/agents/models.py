@@ -136,7 +136,7 @@ class Models:
         self.started_ms = _now_ms()
         self.last: tuple[int, int] | None = None  # last attempt: (at ms, labels seen)
         self._pool: concurrent.futures.Executor | None = None
-        self._seen_decisions: tuple[int, str | None] | None = None
+        self._seen_decisions: tuple[tuple[int, int] | None, str | None] | None = None
         self._threshold_mtime: int | None = None
 
     # -- every worker: follow models.scoring ----------------------------------------------
@@ -285,14 +285,18 @@ class Models:
         from models.registry import HISTORY, Registry
 
         path = self.root / HISTORY
-        key = (path.stat().st_mtime_ns if path.exists() else 0, self.topic_version)
+        # The history is append-only: its size tells a new decision apart even when the
+        # file's mtime does not move (coarser than a millisecond on common filesystems: a
+        # rollback right after a promote went unpublished).
+        stat = path.stat() if path.exists() else None
+        key = ((stat.st_mtime_ns, stat.st_size) if stat else None, self.topic_version)
         if key == self._seen_decisions:
             return
         self._seen_decisions = key
         registry = Registry(self.root)
         decisions = [e for e in registry.history() if e["action"] in ("promote", "rollback")]
-        if not decisions or decisions[-1]["at"] <= self.published_at:
-            return
+        if not decisions or decisions[-1]["at"] < self.published_at:
+            return  # (one in the same millisecond as the last publish still counts)
         record = champion_record(self.root, self.app.policies.scoring, now_ms=_now_ms())
         if record["model_version"] != self.topic_version:
             await self.publish(record)
