@@ -97,9 +97,14 @@ def on_event(
         state["features"] = feats.apply(before, item)
         # Kept for good: they date the MQL (_handover) and the score after each event (_rescore).
         state.setdefault("inputs", []).append(item)
-        sends += _score(p, state, at, now_ms, corr, None if late else step, late=late)
+        sends += _score(p, state, at, now_ms, corr, None if late else step)
         if late:
-            _rescore(p, state, now_ms)
+            peak = _rescore(p, state, now_ms)
+            if (peak is None or peak >= p.scoring.threshold) and state.get("mql_at") is None \
+                    and state["features"]["profile_at"] is not None:
+                # Read late, the score may have reached the threshold in between even
+                # though it is under now: the refold finds (and dates) that crossing.
+                sends += _handover(p, state, now_ms, corr)
     elif kind == "status":
         change = lifecycle.new_change(record)
         state["lifecycle"], _ = lifecycle.apply(state.get("lifecycle"), change)
@@ -127,8 +132,7 @@ def on_event(
 
 
 def _score(
-    p: Policies, state: State, at: int, now_ms: int, corr: str | None, cause: trace.Step | None,
-    *, late: bool = False,
+    p: Policies, state: State, at: int, now_ms: int, corr: str | None, cause: trace.Step | None
 ) -> list[Send]:
     features = state["features"]
     scored = p.model.score(features)
@@ -158,11 +162,8 @@ def _score(
                 cause["detail"]["score"] = scored.score
         else:
             _step(state, trace.StepKind.SCORED, what, at, now_ms, _scored_detail(scored), corr)
-    if state.get("mql_at") is not None or features["profile_at"] is None:
-        return sends  # handed over already, or no capture read yet (nobody to hand over)
-    if not crossed and not late:
-        return sends  # read in event-time order: the score now is the score then
-    # Read late, the score may have crossed in between even though it is under now.
+    if not crossed or state.get("mql_at") is not None or features["profile_at"] is None:
+        return sends  # no capture read yet: activities alone are nobody to hand over
     return sends + _handover(p, state, now_ms, corr)
 
 
@@ -208,18 +209,19 @@ def _handover(p: Policies, state: State, now_ms: int, corr: str | None) -> list[
     return sends
 
 
-def _rescore(p: Policies, state: State, now_ms: int) -> None:
+def _rescore(p: Policies, state: State, now_ms: int) -> int | None:
     """Note in the trace the score after each lead and activity event *in event time*, as if
     they had been read in that order: the SCORED step at the first event (one model all
     along), and beside each later event the score it moved to. So a replay, which reads a
     lead's topics in another order, shows the same trace. Runs only for a late event: read
-    in order, ``_score`` has noted the same already."""
+    in order, ``_score`` has noted the same already. Returns the highest score in event
+    time (None when the model changed in between and nothing was refolded)."""
     steps: list[trace.Step] = state["steps"]
     version = p.model.version
     scored_steps = [s for s in steps if s["kind"] == trace.StepKind.SCORED]
     mine = [s for s in scored_steps if s["detail"].get("model") == version]
     if not mine:
-        return  # the model changed in between: the next event under it notes the scores
+        return None  # the model changed in between: the next event under it notes the scores
     ordered = sorted(state["inputs"], key=lambda item: item[0])
     after: dict[int, Score] = {}  # event time -> the score after its events
     features: feats.Features | None = None
@@ -249,6 +251,7 @@ def _rescore(p: Policies, state: State, now_ms: int) -> None:
                     else:
                         s["detail"]["score"] = noted
         previous = score.score
+    return max(score.score for score in after.values())
 
 
 def _scored_detail(scored: Score) -> dict[str, Any]:
