@@ -98,13 +98,12 @@ def on_event(
         # Kept for good: they date the MQL (_handover) and the score after each event (_rescore).
         state.setdefault("inputs", []).append(item)
         sends += _score(p, state, at, now_ms, corr, None if late else step)
-        if late:
-            peak = _rescore(p, state, now_ms)
-            if (peak is None or peak >= p.scoring.threshold) and state.get("mql_at") is None \
-                    and state["features"]["profile_at"] is not None:
-                # Read late, the score may have reached the threshold in between even
-                # though it is under now: the refold finds (and dates) that crossing.
-                sends += _handover(p, state, now_ms, corr)
+        # Read in event-time order, the score now is the score then. Read late, it may have
+        # reached the threshold in between though it is under now (None: the model changed,
+        # nothing refolded): _handover finds and dates the crossing.
+        peak = _rescore(p, state, now_ms) if late else state["scored"]["score"]
+        if peak is None or peak >= p.scoring.threshold:
+            sends += _handover(p, state, now_ms, corr)
     elif kind == "status":
         change = lifecycle.new_change(record)
         state["lifecycle"], _ = lifecycle.apply(state.get("lifecycle"), change)
@@ -162,9 +161,7 @@ def _score(
                 cause["detail"]["score"] = scored.score
         else:
             _step(state, trace.StepKind.SCORED, what, at, now_ms, _scored_detail(scored), corr)
-    if not crossed or state.get("mql_at") is not None or features["profile_at"] is None:
-        return sends  # no capture read yet: activities alone are nobody to hand over
-    return sends + _handover(p, state, now_ms, corr)
+    return sends
 
 
 def _handover(p: Policies, state: State, now_ms: int, corr: str | None) -> list[Send]:
@@ -177,6 +174,8 @@ def _handover(p: Policies, state: State, now_ms: int, corr: str | None) -> list[
     different topics, and a capture read after a later activity still crossed at capture.
     """
     sends: list[Send] = []
+    if state.get("mql_at") is not None or state["features"]["profile_at"] is None:
+        return sends  # handed over already, or no capture read yet: nobody to hand over
     first, ready = _crossings(p, state.get("inputs") or [])
     if first is None:
         return sends  # it never reached the threshold in event time
