@@ -6,10 +6,17 @@ one table key per month (Faust's windows are fixed-length; months are not). Each
 facts are applied once (its key remembers them). A month is judged when this agent's event
 time passes its end (volume, context share) and its end plus the settle period (DQ rate,
 once sales has had time to disposition the month's MQLs); each verdict is sent once.
+
+Once across owners too: the one partition moves when workers come and go. Nothing is judged
+while the table is being recovered (a half-recovered month has not been judged yet, and a
+worker that owned the partition before kept its clock), a revoke waits for a judgement in
+progress and sends its "judged" mark before the next owner recovers, and the send and the
+mark are shielded from the task being cancelled at shutdown between the two.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
@@ -18,10 +25,11 @@ from faust.types import TP
 
 from streams import topics
 from streams.agents.emit import ChangelogTable, Emitter
-from streams.agents.sla import lagging
+from streams.agents.sla import lagging, partition_of
 from streams.core import sla
 from streams.core.contract import EVENT_NAMESPACE, epoch_ms
 from streams.core.eventclock import EventClock
+from streams.metrics import is_recovering
 
 
 def register(app: Any) -> None:
@@ -53,10 +61,12 @@ def register(app: Any) -> None:
 
     done: dict[TP, int] = {}
     tp = TP(topics.MARKETING.name, 0)
+    judging = asyncio.Lock()
 
-    async def judge(now_ms: int) -> None:
-        """Send the verdicts of every month whose time has come (by this agent's clock)."""
-        if tp not in app.assignor.assigned_actives():
+    def judge(now_ms: int) -> None:
+        """Stage the verdicts of every month whose time has come (by this agent's clock),
+        and the months' "judged" marks."""
+        if is_recovering(app) or tp not in app.assignor.assigned_actives():
             return  # another worker owns the months (a standby copy must not judge)
         lag = lagging(app.consumer, (tp.topic,), 0, done)
         current = clock.now(0, lagging=lag, wall_ms=now_ms)
@@ -83,10 +93,15 @@ def register(app: Any) -> None:
                     "correlation_id": None,
                 }
                 stats.decided(topics.SLA, record)
-                await emitter.send(topics.SLA, (v.scope or key).encode(), record)
+                scope = v.scope or key
+                emitter.stage(topics.SLA, scope.encode(), record,
+                              partition_of(scope, settings.partitions))
             month = {**month, "judged": [*month["judged"], *ready]}
             table.put(key, month, 0)
-        await table.flush()
+
+    async def send() -> None:
+        await emitter.flush()  # the verdicts first: a crash in between sends one again,
+        await table.flush()  # never loses one
 
     @app.agent(source, name="marketing")
     async def facts(stream: Any) -> None:
@@ -101,4 +116,14 @@ def register(app: Any) -> None:
 
     @app.timer(interval=settings.sla_tick_s * 5, name="sla.months")
     async def months() -> None:
-        await judge(int(time.time() * 1000))
+        async with judging:
+            judge(int(time.time() * 1000))
+            await asyncio.shield(send())
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
+        async with judging:
+            await send()
+        # Owned again later, the partition's clock restarts from what is read then.
+        clock.forget([0])
+        done.clear()
