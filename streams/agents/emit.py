@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
+from faust.stores.memory import Store as MemoryStore
 from faust.streams import _current_event
 
 from streams.topics import TopicSpec
@@ -118,7 +119,9 @@ class ChangelogTable:
         self._sending = asyncio.Lock()
 
     def get(self, key: str) -> Any:
-        return self.table.data.get(key)
+        store = self.table.data
+        # A memory store's own dict: its mapping wrapper costs ~1 µs a call on the hot path.
+        return (store.data if isinstance(store, MemoryStore) else store).get(key)
 
     def put(self, key: str, value: Any, partition: int) -> None:
         """Write; ``partition`` is the key's partition (the source event's, in a stream).
@@ -127,9 +130,14 @@ class ChangelogTable:
         stream's current event themselves: ``take_events`` reads it when it buffers the
         next message, so a batch would get one event twice and lose another (measured:
         ~1 lead in 1,000 vanished after a backlog). A private context variable value
-        names the partition instead, for streams and timers alike."""
-        with _as_partition(partition):
-            self.table.data[key] = value
+        names the partition instead, for streams and timers alike. A memory store is a
+        dict that needs no partition (naming one cost ~7 µs a write)."""
+        store = self.table.data
+        if isinstance(store, MemoryStore):
+            store.data[key] = value
+        else:
+            with _as_partition(partition):
+                store[key] = value
         self._staged[key] = (partition, value)
 
     async def flush(self) -> None:

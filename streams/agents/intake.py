@@ -16,7 +16,7 @@ from typing import Any
 
 from streams import topics
 from streams.agents.emit import ChangelogTable, Emitter
-from streams.agents.sla import SlaIndex, register_timer
+from streams.agents.sla import SlaIndex, partition_of, register_timer
 from streams.core import contract, handoff, trace
 from streams.errors import ErrorCode, LeadflowError
 
@@ -36,7 +36,6 @@ def register(app: Any) -> None:
     skew = timedelta(seconds=settings.max_clock_skew_s)
     retention_ms = int(settings.dedup_retention_days * DAY_MS)
     codec, stats = app.codec, app.stats
-    send = emitter.send
     index = SlaIndex(app, idle_ms=int(settings.sla_idle_s * 1000), report=stats.clocks)
 
     def dispatch(sends: list[handoff.Send], partition: int) -> None:
@@ -122,7 +121,9 @@ def register(app: Any) -> None:
                 "occurred_at": record["occurred_at"],
                 "correlation_id": record.get("correlation_id"),
             }
-            await send(topics.IDENTITY_CLAIMS, record["email"].encode(), claim)
+            email = record["email"]
+            emitter.stage(topics.IDENTITY_CLAIMS, email.encode(), claim,
+                          partition_of(email, settings.partitions))
         return int(step["occurred_at"])
 
     batch, within = settings.intake_batch, settings.intake_batch_wait_ms / 1000
