@@ -19,6 +19,7 @@ import orjson
 from faust.stores.memory import Store as MemoryStore
 from faust.streams import _current_event
 
+from streams.agents.sla import partition_of
 from streams.topics import TopicSpec
 
 Staged = dict[tuple[str, int], list[tuple[bytes | None, bytes]]]
@@ -62,10 +63,14 @@ class Emitter:
         value = self.app.codec.encode(spec.subject, spec.record, record)
         await self.producer.send(spec.name, key=key, value=value, partition=partition)
 
-    def stage(self, spec: TopicSpec, key: bytes, record: dict[str, Any], partition: int) -> None:
+    def stage(self, spec: TopicSpec, key: bytes, record: dict[str, Any],
+              partition: int | None = None) -> None:
         """Encode now, send with the next ``flush``: agents flush after each batch of events,
-        before Faust may commit their offsets."""
+        before Faust may commit their offsets. ``partition``: as for ``send`` (None: Kafka's
+        default partition of ``key``)."""
         value = self.app.codec.encode(spec.subject, spec.record, record)
+        if partition is None:
+            partition = partition_of(key.decode(), spec.partitions or self.app.settings.partitions)
         self._staged.setdefault((spec.name, partition), []).append((key, value))
 
     async def flush(self) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from streams import topics
 from streams.agents.emit import ChangelogTable, Emitter
-from streams.agents.sla import SlaIndex, partition_of, register_timer
+from streams.agents.sla import SlaIndex, register_timer
 from streams.core import contract, handoff, trace
 from streams.errors import ErrorCode, LeadflowError
 
@@ -121,9 +121,7 @@ def register(app: Any) -> None:
                 "occurred_at": record["occurred_at"],
                 "correlation_id": record.get("correlation_id"),
             }
-            email = record["email"]
-            emitter.stage(topics.IDENTITY_CLAIMS, email.encode(), claim,
-                          partition_of(email, settings.partitions))
+            emitter.stage(topics.IDENTITY_CLAIMS, record["email"].encode(), claim)
         return int(step["occurred_at"])
 
     batch, within = settings.intake_batch, settings.intake_batch_wait_ms / 1000

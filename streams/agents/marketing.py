@@ -25,7 +25,7 @@ from faust.types import TP
 
 from streams import topics
 from streams.agents.emit import ChangelogTable, Emitter
-from streams.agents.sla import lagging, partition_of
+from streams.agents.sla import lagging
 from streams.core import sla
 from streams.core.contract import EVENT_NAMESPACE, epoch_ms
 from streams.core.eventclock import EventClock
@@ -93,9 +93,7 @@ def register(app: Any) -> None:
                     "correlation_id": None,
                 }
                 stats.decided(topics.SLA, record)
-                scope = v.scope or key
-                emitter.stage(topics.SLA, scope.encode(), record,
-                              partition_of(scope, settings.partitions))
+                emitter.stage(topics.SLA, (v.scope or key).encode(), record)
             month = {**month, "judged": [*month["judged"], *ready]}
             table.put(key, month, 0)
 
