@@ -47,6 +47,7 @@ def register(app: Any) -> None:
             entry, links = identity.claim(identities.get(email), claim["lead_id"], occurred_ms)
             identities[email] = entry
             for link in links:
+                linked = contract.from_epoch_ms(identity.linked_at(entry, link))
                 for lead_id in (link.alias_lead_id, link.canonical_lead_id):
                     record = {
                         "lead_id": lead_id,
@@ -54,7 +55,7 @@ def register(app: Any) -> None:
                         "alias_lead_id": link.alias_lead_id,
                         # Deterministic, so a replayed claim is a duplicate step, not a new one.
                         "event_id": identity.link_event_id(link, entry["canonical_at"]),
-                        "occurred_at": claim["occurred_at"],
+                        "occurred_at": linked,
                         "correlation_id": claim.get("correlation_id"),
                     }
                     await emitter.send(resolved, lead_id.encode(), record)

@@ -145,6 +145,11 @@ def epoch_ms(moment: datetime) -> int:
     return (moment - _EPOCH) // _MS
 
 
+def from_epoch_ms(ms: int) -> datetime:
+    """The aware UTC datetime of ``epoch_ms``, exactly."""
+    return _EPOCH + ms * _MS
+
+
 def canonical_uuid(value: Any, field: str) -> str:
     """The lower-case hyphenated form of a uuid given as str (or uuid.UUID), else an error."""
     if isinstance(value, str):

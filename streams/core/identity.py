@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from streams.core.contract import EVENT_NAMESPACE, normalise_email
 
-__all__ = ["Alias", "claim", "link_event_id", "normalise_email"]
+__all__ = ["Alias", "claim", "link_event_id", "linked_at", "normalise_email"]
 
 Entry = dict[str, Any]
 
@@ -89,3 +89,14 @@ def link_event_id(link: Alias, canonical_at_ms: int) -> str:
     """
     name = f"identity:{link.alias_lead_id}->{link.canonical_lead_id}@{canonical_at_ms}"
     return str(uuid.uuid5(EVENT_NAMESPACE, name))
+
+
+def linked_at(entry: Entry, link: Alias) -> int:
+    """The event time of a link in ``entry`` (the entry after the claim that emitted it): when
+    both of its leads had been captured, the later of their claim times.
+
+    Not the time of the claim that happened to emit it: claims of one email can be read in
+    either order, and the link must be dated the same way whichever came first."""
+    canonical_at: int = entry["canonical_at"]
+    return max(entry["aliases"].get(link.alias_lead_id, canonical_at), canonical_at)
+

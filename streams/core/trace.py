@@ -149,7 +149,7 @@ def new_state(lead_id: str) -> State:
 
 
 # A derived step shares its cause's times; it sorts after it, in the order leadflow works
-# (an ALIASED link is dated at the capture that made it).
+# (an ALIASED link is dated at the later of its two captures).
 _RANK = {StepKind.ALIASED: 1, StepKind.SCORED: 2, StepKind.MQL: 3, StepKind.ROUTED: 4,
          StepKind.SLA: 5}
 

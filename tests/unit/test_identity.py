@@ -101,6 +101,29 @@ def test_link_event_ids_never_repeat_within_a_history(pairs: list[tuple[str, int
     assert len(ids) == len(set(ids))
 
 
+@settings(max_examples=300)
+@given(
+    times=st.lists(st.integers(0, 5), min_size=2, max_size=5),
+    data=st.data(),
+)
+def test_a_link_is_dated_when_both_leads_were_captured_whatever_the_claim_order(
+    times: list[int], data: st.DataObject
+) -> None:
+    # One capture per lead id, as live intake makes them; the claims are read in any order.
+    pairs = list(zip([A, B, C, D], times, strict=False))
+    dated: dict[str, int] = {}
+    for order in (pairs, data.draw(st.permutations(pairs))):
+        entry: dict[str, Any] | None = None
+        for lead_id, at in order:
+            entry, links = claim(entry, lead_id, at)
+            for link in links:
+                when = identity.linked_at(entry, link)
+                captured = dict(pairs)
+                assert when == max(captured[link.alias_lead_id], captured[link.canonical_lead_id])
+                event_id = identity.link_event_id(link, entry["canonical_at"])
+                assert dated.setdefault(event_id, when) == when
+
+
 def test_normalise_email_is_the_identity_key() -> None:
     assert identity.normalise_email(" Dana.W@Northwind.IO ") == "dana.w@northwind.io"
 
