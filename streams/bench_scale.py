@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from streams import topics
-from streams.bench import _fill_backlog, _start
+from streams.bench import _fill_backlog, _start, inbound, wait_idle, work_rate
 from streams.broker import EmbeddedBroker, free_port, stop_process
 from streams.kafka import ensure_topics
 from streams.settings import Settings
@@ -137,8 +137,8 @@ def _stats(base: str) -> dict[str, Any] | None:
 
 def _drain_all(workers: list[tuple[str, subprocess.Popen[bytes]]], expected: int,
                timeout: float = 900) -> tuple[float, list[dict[str, Any]]]:
-    """Until the workers together have read ``expected`` inbound events; events/s from the
-    first event any of them read to the last."""
+    """Until the workers together have read ``expected`` inbound events and settled; events/s
+    from the first event any of them read to the last work any of them did."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for _, proc in workers:
@@ -147,11 +147,9 @@ def _drain_all(workers: list[tuple[str, subprocess.Popen[bytes]]], expected: int
         stats = [_stats(base) for base, _ in workers]
         if all(stats):
             got = [s for s in stats if s is not None]
-            n = sum(sum(s["received"].get(t.name, 0) for t in topics.INBOUND) for s in got)
-            if n >= expected:
-                first = min(s["first_event_at"] for s in got if s["first_event_at"])
-                last = max(s["last_event_at"] for s in got if s["last_event_at"])
-                return (n / (last - first) if last > first else 0.0), got
+            if sum(map(inbound, got)) >= expected:
+                settled = [wait_idle(base) for base, _ in workers]
+                return work_rate(settled), settled
         time.sleep(0.5)
     raise RuntimeError(f"backlog of {expected} not consumed in {timeout:.0f}s")
 
@@ -250,7 +248,7 @@ def run_recovery_bench(settings: Settings, events: int, store: str) -> RecoveryR
             base, proc = bench.start("fill", app_id, **env)
             _say(f"one worker ({store}) filling its tables")
             stats = _drain_all([(base, proc)], sent)[1][0]
-            _settle(base)
+            wait_idle(base)
             leads = int((_stats(base) or stats)["leads_traced"])
             bench.stop(proc)
             records = asyncio.run(_changelog_records(bench.settings, app_id))
@@ -274,14 +272,3 @@ def run_recovery_bench(settings: Settings, events: int, store: str) -> RecoveryR
         return RecoveryResult(store, sent, leads, records, empty, ready)
 
     return _run_in_tmp(body)
-
-
-def _settle(base: str, timeout: float = 120) -> None:
-    """Until the worker's counters stop moving for two seconds (internal topics done)."""
-    deadline, last, still = time.monotonic() + timeout, None, 0
-    while time.monotonic() < deadline and still < 2:
-        s = _stats(base) or {}
-        total = (s.get("received_total", 0), s.get("internal_total", 0))
-        still = still + 1 if total == last else 0
-        last = total
-        time.sleep(1.0)

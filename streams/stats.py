@@ -25,12 +25,20 @@ class Stats:
     clocks: dict[int, dict[str, Any]] = field(default_factory=dict)
     first_event_at: float = 0.0
     last_event_at: float = 0.0
+    # When an agent last took work, inbound or internal: the pipeline's work on a backlog
+    # ends there, which can be well after its last inbound event (benchmarks divide by it).
+    last_work_at: float = 0.0
 
     def saw_event(self, topic: str, now: float) -> None:
         self.received[topic] += 1
         if not self.first_event_at:
             self.first_event_at = now
-        self.last_event_at = now
+        self.last_event_at = self.last_work_at = now
+
+    def saw_internal(self, topic: str, n: int = 1) -> None:
+        """Count ``n`` records of one of leadflow's own topics taken by its agent."""
+        self.internal[topic] += n
+        self.last_work_at = time.time()
 
     def decided(self, spec: Any, record: dict[str, Any]) -> None:
         """Count a decision the handoff sends (``spec`` is its TopicSpec)."""
@@ -67,4 +75,5 @@ class Stats:
             "sla_clocks": {str(p): c for p, c in sorted(self.clocks.items())},
             "first_event_at": self.first_event_at,
             "last_event_at": self.last_event_at,
+            "last_work_at": self.last_work_at,
         }

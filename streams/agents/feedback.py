@@ -30,7 +30,7 @@ def register(app: Any) -> None:
     @app.agent(source, name="feedback")
     async def examples(stream: Any) -> None:
         async for events in stream.take_events(settings.intake_batch, within=0.2):
-            stats.internal[topics.EXAMPLES.name] += len(events)
+            stats.saw_internal(topics.EXAMPLES.name, len(events))
             batch = [feedback.example_from_record(record)
                      for _, record in await emitter.decoded(events, topics.EXAMPLES)]
             # In a thread: the append ends with an fsync, which can take a disk's while.

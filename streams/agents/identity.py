@@ -36,6 +36,7 @@ def register(app: Any) -> None:
     @app.agent(source, name="identity")
     async def resolve(stream: Any) -> None:
         async for event in stream.events():
+            app.stats.saw_internal(topics.IDENTITY_CLAIMS.name)
             try:
                 claim = codec.decode(event.message.value or b"", topics.IDENTITY_CLAIMS.record)
             except LeadflowError:

@@ -104,7 +104,7 @@ def register(app: Any) -> None:
     @app.agent(source, name="marketing")
     async def facts(stream: Any) -> None:
         async for events in stream.take_events(settings.intake_batch, within=0.05):
-            app.stats.internal[topics.MARKETING.name] += len(events)
+            app.stats.saw_internal(topics.MARKETING.name, len(events))
             now_ms = int(time.time() * 1000)
             for event, fact in await emitter.decoded(events, topics.MARKETING):
                 apply(fact)

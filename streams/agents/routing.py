@@ -62,7 +62,7 @@ def register(app: Any) -> None:
     @app.agent(source, name="routing")
     async def route(stream: Any) -> None:
         async for events in stream.take_events(settings.intake_batch, within=0.005):
-            stats.internal[topics.ROUTING.name] += len(events)
+            stats.saw_internal(topics.ROUTING.name, len(events))
             for _, request in await emitter.decoded(events, topics.ROUTING):
                 routed = decide(request)
                 if routed is not None:
