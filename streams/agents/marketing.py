@@ -26,7 +26,7 @@ from faust.types import TP
 from streams import topics
 from streams.agents.emit import ChangelogTable, Emitter
 from streams.agents.sla import lagging
-from streams.core import sla
+from streams.core import monthly, sla
 from streams.core.contract import EVENT_NAMESPACE, epoch_ms
 from streams.core.eventclock import EventClock
 from streams.metrics import is_recovering
@@ -52,11 +52,11 @@ def register(app: Any) -> None:
         month = table.get(fact["month"]) or {"counts": None, "judged": []}
         campaign = fact.get("campaign_id")
         if fact["fact"] == "CROSSED":
-            month["counts"] = sla.count(month["counts"], "mqls", campaign)
+            month["counts"] = monthly.count(month["counts"], "mqls", campaign)
             if fact["complete"]:
-                month["counts"] = sla.count(month["counts"], "complete", campaign)
+                month["counts"] = monthly.count(month["counts"], "complete", campaign)
         elif fact["fact"] == "DISQUALIFIED":
-            month["counts"] = sla.count(month["counts"], "disqualified", campaign)
+            month["counts"] = monthly.count(month["counts"], "disqualified", campaign)
         table.put(fact["month"], month, 0)
 
     done: dict[TP, int] = {}
@@ -75,14 +75,14 @@ def register(app: Any) -> None:
         for key, month in list(raw.data.items()):
             if key.startswith("lead/"):
                 continue
-            volume_due, rate_due = sla.month_due(contract, key)
+            volume_due, rate_due = monthly.month_due(contract, key)
             ready = [c for c, due in ((sla.MQL_VOLUME, volume_due),
                                       (sla.CONTEXT_COMPLETE, volume_due),
                                       (sla.DISQUALIFICATION_RATE, rate_due))
                      if current >= due + contract.grace_ms and c not in month["judged"]]
             if not ready:
                 continue
-            for v in sla.evaluate_month(contract, key, month["counts"], clauses=ready):
+            for v in monthly.evaluate_month(contract, key, month["counts"], clauses=ready):
                 record = {
                     "event_id": str(uuid.uuid5(EVENT_NAMESPACE, f"sla/{v.scope}/{v.clause}")),
                     "lead_id": None, "party": v.party, "clause": v.clause,

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from streams import topics
 from streams.core import features as feats
-from streams.core import feedback, lifecycle, sla, trace
+from streams.core import feedback, lifecycle, monthly, sla, trace
 from streams.core.contract import epoch_ms, event_uuid5
 from streams.core.routing import RoutingConfig
 from streams.core.scoring import Score, ScoringPolicy
@@ -301,7 +301,7 @@ def _fact(state: State, kind: str, at: int, *, complete: bool, corr: str | None)
     lead_id = state["lead_id"]
     return (topics.MARKETING, lead_id, {
         "event_id": derived_id(lead_id, f"fact/{kind}"), "lead_id": lead_id, "fact": kind,
-        "month": sla.month_of(state["crossed_at"]),
+        "month": monthly.month_of(state["crossed_at"]),
         "campaign_id": (state.get("features") or {}).get("campaign_id"),
         "complete": complete, "occurred_at": at, "correlation_id": corr,
     })
