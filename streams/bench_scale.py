@@ -247,9 +247,7 @@ def run_recovery_bench(settings: Settings, events: int, store: str) -> RecoveryR
             app_id = f"bench-recovery-{uuid.uuid4().hex[:6]}"
             base, proc = bench.start("fill", app_id, **env)
             _say(f"one worker ({store}) filling its tables")
-            stats = _drain_all([(base, proc)], sent)[1][0]
-            wait_idle(base)
-            leads = int((_stats(base) or stats)["leads_traced"])
+            leads = int(_drain_all([(base, proc)], sent)[1][0]["leads_traced"])  # settled
             bench.stop(proc)
             records = asyncio.run(_changelog_records(bench.settings, app_id))
             # An empty worker (a group of its own, nothing to recover): the start-up cost.

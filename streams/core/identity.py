@@ -99,4 +99,3 @@ def linked_at(entry: Entry, link: Alias) -> int:
     either order, and the link must be dated the same way whichever came first."""
     canonical_at: int = entry["canonical_at"]
     return max(entry["aliases"].get(link.alias_lead_id, canonical_at), canonical_at)
-
