@@ -145,6 +145,11 @@ def epoch_ms(moment: datetime) -> int:
     return (moment - _EPOCH) // _MS
 
 
+def to_ms(value: int | datetime) -> int:
+    """Epoch milliseconds of an aware datetime, or of a value that already is some."""
+    return epoch_ms(value) if isinstance(value, datetime) else int(value)
+
+
 def from_epoch_ms(ms: int) -> datetime:
     """The aware UTC datetime of ``epoch_ms``, exactly."""
     return _EPOCH + ms * _MS

@@ -20,13 +20,12 @@ judged, so it is emitted exactly once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
 from streams import topics
 from streams.core import features as feats
 from streams.core import feedback, lifecycle, monthly, sla, trace
-from streams.core.contract import epoch_ms, event_uuid5
+from streams.core.contract import event_uuid5, to_ms
 from streams.core.routing import RoutingConfig
 from streams.core.scoring import Score, ScoringPolicy
 from streams.topics import TopicSpec
@@ -58,10 +57,6 @@ def derived_id(lead_id: str, what: str) -> str:
     return event_uuid5(f"{lead_id}/{what}")
 
 
-def _ms(value: Any) -> int:
-    return epoch_ms(value) if isinstance(value, datetime) else int(value)
-
-
 def _step(state: State, kind: str, what: str, at: int, now_ms: int, detail: dict[str, Any],
           correlation_id: str | None = None) -> None:
     step = trace.new_step(
@@ -82,7 +77,7 @@ def on_event(
     A lead captured with source system "import" is history (``leadflow import``): it is
     scored and followed through its lifecycle — a training example — but never routed,
     notified or judged: its reps and deadlines are long gone."""
-    at = _ms(record["occurred_at"])
+    at = to_ms(record["occurred_at"])
     corr = record.get("correlation_id")
     sends: list[Send] = []
     if kind in ("lead", "activity"):

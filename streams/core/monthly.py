@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from fractions import Fraction
 
-from streams.core.contract import epoch_ms
+from streams.core.contract import epoch_ms, to_ms
 from streams.core.sla import (
     BREACHED,
     CLAUSES,
@@ -36,7 +36,7 @@ _MONTH = re.compile(r"(\d{4})-(\d{2})")
 
 def month_of(ms: int | datetime) -> str:
     """The calendar month (UTC) of an instant, "YYYY-MM"."""
-    moment = datetime.fromtimestamp((epoch_ms(ms) if isinstance(ms, datetime) else ms) // 1000, UTC)
+    moment = datetime.fromtimestamp(to_ms(ms) // 1000, UTC)
     return f"{moment.year:04d}-{moment.month:02d}"
 
 

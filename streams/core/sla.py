@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from streams.core.contract import epoch_ms
+from streams.core.contract import to_ms
 from streams.core.durations import (
     Calendar,
     add_business_time,
@@ -232,10 +232,6 @@ class Contract:
 # --- per-lead clocks ---------------------------------------------------------------------------
 
 
-def _ms(value: int | datetime) -> int:
-    return epoch_ms(value) if isinstance(value, datetime) else int(value)
-
-
 def _verdict(contract: Contract, state: State, clause: str, party: str, verdict: str, *,
              deadline: int | None, met_at: int | None, at: int, detail: str) -> Verdict:
     state["done"][clause] = verdict
@@ -253,7 +249,7 @@ def route_clocks(contract: Contract, state: State | None, *, tier: str, owner: s
     if state is not None and state.get("routed_at") is not None:
         state["owner"] = owner
         return state, []
-    at = _ms(routed_at)
+    at = to_ms(routed_at)
     state = {"tier": tier, "owner": owner, "campaign_id": campaign_id, "region": region,
              "routed_at": at, "clocks": {}, "done": {}}
     if lead_id is not None:
@@ -291,7 +287,7 @@ def on_touch(contract: Contract, state: State | None, at_ms: int | datetime
              ) -> tuple[State | None, list[Verdict]]:
     """A sales touch: FIRST_TOUCH is MET by a touch at or before the deadline; a touch after it
     is noted and the clock judged BREACHED (met_at = that touch) once it is past doubt."""
-    at = _ms(at_ms)
+    at = to_ms(at_ms)
     clock = (state or {}).get("clocks", {}).get(FIRST_TOUCH)
     if clock is None or at < state["routed_at"]:
         return state, []
@@ -341,7 +337,7 @@ def on_status(contract: Contract, state: State | None, at_ms: int | datetime, st
     """A CRM status change of a routed lead: feeds the STATUS_UPDATE chain (an update in time
     moves the deadline to at + every; a terminal status in time is MET; an update after the
     deadline is BREACHED, met_at = it) and judges DISQUALIFICATION_REASON on DISQUALIFIED."""
-    at = _ms(at_ms)
+    at = to_ms(at_ms)
     if state is None or state.get("routed_at") is None or at < state["routed_at"]:
         return state, []
     verdicts: list[Verdict] = []
@@ -369,7 +365,7 @@ def due(contract: Contract, state: State | None, now_ms: int | datetime
     None), or at the first late event if one was noted (touched or updated, but late)."""
     if state is None:
         return state, []
-    now = _ms(now_ms)
+    now = to_ms(now_ms)
     verdicts: list[Verdict] = []
     touch = state["clocks"].get(FIRST_TOUCH)
     if touch is not None and touch["deadline"] + contract.grace_ms < now:
@@ -394,7 +390,7 @@ def context_verdict(contract: Contract, *, lead_id: str | None = None, complete:
                     missing: list[str], at_ms: int | datetime, campaign_id: str | None,
                     owner_id: str | None = None, tier: str | None = None) -> Verdict:
     """CONTEXT_COMPLETE for one MQL (marketing's promise): MET iff nothing is missing."""
-    at = _ms(at_ms)
+    at = to_ms(at_ms)
     ok = complete and not missing
     detail = "context complete" if ok else "missing: " + ", ".join(missing or ["(unspecified)"])
     return Verdict(CONTEXT_COMPLETE, MARKETING, MET if ok else BREACHED, None,
