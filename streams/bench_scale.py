@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,23 +36,56 @@ TARGET_SPEEDUP = 1.6
 
 
 @dataclass
+class ScaleRun:
+    workers: int
+    rate: float  # events/s
+    worker_cpu_s: float | None  # CPU seconds the workers spent on the drain, summed
+    broker_cpu_s: float | None
+
+
+@dataclass
 class ScaleResult:
     events: int
-    one_rate: float
-    two_rate: float
+    runs: list[ScaleRun]
+
+    def _median(self, workers: int) -> float:
+        return statistics.median(r.rate for r in self.runs if r.workers == workers)
+
+    @property
+    def one_rate(self) -> float:
+        return self._median(1)
+
+    @property
+    def two_rate(self) -> float:
+        return self._median(2)
 
     @property
     def speedup(self) -> float:
         return self.two_rate / self.one_rate if self.one_rate else 0.0
 
     def table(self) -> str:
-        return _table([
+        rounds = len(self.runs) // 2
+        rows = [
             ("backlog events", f"{self.events:,}"),
-            ("one worker (events/s)", f"{self.one_rate:,.0f}"),
-            ("two workers (events/s)", f"{self.two_rate:,.0f}"),
+            ("rounds (one worker, then two)", str(rounds)),
+            ("one worker (events/s, median)", f"{self.one_rate:,.0f}"),
+            ("two workers (events/s, median)", f"{self.two_rate:,.0f}"),
             (f"speed-up (target >= {TARGET_SPEEDUP})", f"{self.speedup:.2f}"),
             ("cores", str(os.cpu_count())),
-        ])
+        ]
+        for i in range(rounds):
+            one, two = self.runs[2 * i], self.runs[2 * i + 1]
+            rows.append((f"round {i + 1}: events/s, one / two",
+                         f"{one.rate:,.0f} / {two.rate:,.0f}"))
+            if one.worker_cpu_s and two.worker_cpu_s:
+                # Per event, the work a second worker adds beside the first (contention, standbys).
+                per = [1e6 * r.worker_cpu_s / self.events for r in (one, two)]
+                rows.append((f"round {i + 1}: worker CPU-µs/event, one / two",
+                             f"{per[0]:,.0f} / {per[1]:,.0f}"))
+            if one.broker_cpu_s is not None and two.broker_cpu_s is not None:
+                rows.append((f"round {i + 1}: broker CPU-s, one / two",
+                             f"{one.broker_cpu_s:.1f} / {two.broker_cpu_s:.1f}"))
+        return _table(rows)
 
 
 @dataclass
@@ -180,31 +214,56 @@ def _run_in_tmp(body: Any) -> Any:
     return result
 
 
-def run_scale_bench(settings: Settings, events: int) -> ScaleResult:
-    """One worker, then two, each on a broker of its own: the workers join the group and
-    share the partitions first, then the backlog is written, so a rebalance (a worker
-    joining late) is not what is measured."""
-    rates, sent = [], 0
-    for n in (1, 2):
-        def body(tmp: Path, broker: EmbeddedBroker, n: int = n) -> tuple[int, float]:
-            bench = _Bench(settings, tmp, broker)
-            asyncio.run(ensure_topics(bench.settings))
-            app_id = f"bench-scale{n}-{uuid.uuid4().hex[:6]}"
-            try:
-                workers = [bench.start(f"scale{n}-{i}", app_id) for i in range(n)]
-                for base, proc in workers:
-                    _wait_ready(base, proc)
-                _wait_shared([base for base, _ in workers], bench.settings.partitions)
-                _say(f"{n} worker{'s' * (n > 1)} ready; writing {events:,} events")
-                sent = asyncio.run(_fill_backlog(bench.settings, events))
-                rate = _drain_all(workers, sent)[0]
-            finally:
-                bench.stop_all()
-            return sent, rate
+def run_scale_bench(settings: Settings, events: int, rounds: int = 3) -> ScaleResult:
+    """``rounds`` times one worker, then two. Rounds alternate and the medians are compared:
+    this VM's speed drifts by tens of percent within minutes."""
+    runs, sent = [], 0
+    for round_ in range(1, rounds + 1):
+        for n in (1, 2):
+            sent, run = _run_in_tmp(lambda tmp, broker, n=n, r=round_: _scale_run(
+                settings, tmp, broker, events, n, f"round {r}/{rounds}"))
+            runs.append(run)
+    return ScaleResult(sent, runs)
 
-        sent, rate = _run_in_tmp(body)
-        rates.append(rate)
-    return ScaleResult(sent, rates[0], rates[1])
+
+def _scale_run(settings: Settings, tmp: Path, broker: EmbeddedBroker, events: int, n: int,
+               label: str) -> tuple[int, ScaleRun]:
+    """``n`` workers on a broker of their own: they join the group and share the partitions
+    first, then the backlog is written, so a rebalance (a worker joining late) is not what
+    is measured."""
+    bench = _Bench(settings, tmp, broker)
+    asyncio.run(ensure_topics(bench.settings))
+    app_id = f"bench-scale{n}-{uuid.uuid4().hex[:6]}"
+    try:
+        workers = [bench.start(f"scale{n}-{i}", app_id) for i in range(n)]
+        for base, proc in workers:
+            _wait_ready(base, proc)
+        _wait_shared([base for base, _ in workers], bench.settings.partitions)
+        _say(f"{label}: {n} worker{'s' * (n > 1)} ready; writing {events:,} events")
+        pids = [proc.pid for _, proc in workers] + [broker.proc.pid if broker.proc else None]
+        before = [cpu_seconds(pid) for pid in pids]
+        sent = asyncio.run(_fill_backlog(bench.settings, events))
+        rate = _drain_all(workers, sent)[0]
+        after = [cpu_seconds(pid) for pid in pids]
+    finally:
+        bench.stop_all()
+    return sent, ScaleRun(n, rate, _spent(before[:-1], after[:-1]),
+                          _spent(before[-1:], after[-1:]))
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _spent(before: list[float | None], after: list[float | None]) -> float | None:
+    if None in before or None in after:
+        return None
+    return sum(a - b for a, b in zip(after, before, strict=True))  # type: ignore[operator]
 
 
 def _wait_shared(bases: list[str], partitions: int, timeout: float = 120) -> None:

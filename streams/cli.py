@@ -132,8 +132,10 @@ def trace(lead_id: str, url: str | None, as_json: bool) -> None:
               help="dashboard: where the generated archive is kept (default DATA_DIR/bench).")
 @click.option("--store", type=click.Choice(["memory", "rocksdb"]), default="rocksdb",
               show_default=True, help="recovery: the table store of the recovering worker.")
+@click.option("--rounds", type=int, default=3, show_default=True,
+              help="scale: rounds of one worker, then two (the medians are compared).")
 def bench(target: str, events: int, rate: float, seconds: float, kind: str, leads: int,
-          cache: str | None, store: str) -> None:
+          cache: str | None, store: str, rounds: int) -> None:
     """Measure leadflow: the full pipeline (default) or the scoring model.
 
     pipeline: starts its own embedded broker on a free port, fills a backlog, and measures
@@ -142,7 +144,8 @@ def bench(target: str, events: int, rate: float, seconds: float, kind: str, lead
     AUC with the oracle (the simulator's hidden probabilities); times 100,000 examples.
     dashboard: generates (once) an archive of --leads leads and times every page's queries,
     cold and warm (target: under 1 s each).
-    scale: events/s over one backlog with one worker and with two (target: >= 1.6x).
+    scale: events/s over one backlog with one worker and with two (target: >= 1.6x), --rounds
+    times alternately; medians, and each run's CPU per event (workers) and broker CPU.
     recovery: a fresh worker (empty data dir, --store) rebuilds the tables of a backlog of
     --events from the changelogs: time to ready and changelog records replayed/s.
 
@@ -158,7 +161,7 @@ def bench(target: str, events: int, rate: float, seconds: float, kind: str, lead
         from streams import bench_scale
 
         if target == "scale":
-            click.echo(bench_scale.run_scale_bench(Settings.load(), events).table())
+            click.echo(bench_scale.run_scale_bench(Settings.load(), events, rounds).table())
         else:
             click.echo(bench_scale.run_recovery_bench(Settings.load(), events, store).table())
         return
