@@ -132,11 +132,12 @@ def trace(lead_id: str, url: str | None, as_json: bool) -> None:
               help="dashboard: where the generated archive is kept (default DATA_DIR/bench).")
 @click.option("--store", type=click.Choice(["memory", "rocksdb"]), default="rocksdb",
               show_default=True, help="recovery: the table store of the recovering worker.")
-@click.option("--rounds", type=int, default=3, show_default=True,
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
               help="scale: rounds of one worker, then two (the medians are compared).")
 def bench(target: str, events: int, rate: float, seconds: float, kind: str, leads: int,
           cache: str | None, store: str, rounds: int) -> None:
-    """Measure leadflow: the full pipeline (default) or the scoring model.
+    """Measure leadflow: the pipeline (default), the scoring model, the dashboard's
+    queries, scale-out or recovery.
 
     pipeline: starts its own embedded broker on a free port, fills a backlog, and measures
     the worker against a bare decode agent, HTTP-to-trace and captured-to-routed latency.
