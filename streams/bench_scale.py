@@ -1,8 +1,8 @@
 """`leadflow bench scale` and `leadflow bench recovery`: scale-out and durable state, measured.
 
-scale: one backlog on one embedded broker, read by one worker and then by two (each run its
-own consumer group, so both read the whole backlog): events/s with one and with two workers,
-in the same run on the same machine.
+scale: the same backlog, read by one worker and then by two, each run on an embedded broker of
+its own, in alternating rounds: events/s with one and with two workers (medians), and what
+each run cost in CPU, in the same run on the same machine.
 
 recovery: a worker fills its tables from a backlog and stops; a fresh worker (same group,
 an empty data dir) rebuilds them from the changelogs. Time to ready is from starting the
