@@ -131,17 +131,31 @@ def work_rate(stats: list[dict[str, Any]]) -> float:
     return sum(map(inbound, stats)) / (last - first) if last > first else 0.0
 
 
-def _drain(base: str, expected: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+def worker_stats(base: str) -> dict[str, Any] | None:
+    """GET /v1/stats of a worker, or None while it does not answer 200."""
+    try:
+        status, body = get_json(f"{base}/v1/stats", timeout=2)
+    except OSError:
+        return None
+    return body if status == 200 else None
+
+
+def drain(workers: list[tuple[str, subprocess.Popen[bytes]]], expected: int,
+          timeout: float = 900) -> tuple[float, list[dict[str, Any]]]:
+    """Until the workers together have read ``expected`` inbound events and settled; events/s
+    from the first event any of them read to the last work any of them did, and each one's
+    settled stats."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"benchmark process exited with {proc.returncode}")
-        try:
-            status, stats = get_json(f"{base}/v1/stats", timeout=2)
-        except OSError:
-            status, stats = 0, None
-        if status == 200 and inbound(stats) >= expected:
-            return
+        for _, proc in workers:
+            if proc.poll() is not None:
+                raise RuntimeError(f"benchmark process exited with {proc.returncode}")
+        stats = [worker_stats(base) for base, _ in workers]
+        got = [s for s in stats if s is not None]
+        if len(got) == len(workers) and sum(map(inbound, got)) >= expected:
+            # Settled: latency is measured on a pipeline with nothing left to do.
+            settled = [wait_idle(base) for base, _ in workers]
+            return work_rate(settled), settled
         time.sleep(0.5)
     raise RuntimeError(f"backlog of {expected} not consumed in {timeout:.0f}s")
 
@@ -330,9 +344,7 @@ def _run(settings: Settings, events: int, rate: float, seconds: float, tmp: str)
             proc = _start(kind, proc_env, Path(tmp) / f"{kind}.log")
             try:
                 print(f"bench: {kind} consuming the backlog", file=sys.stderr)
-                _drain(f"http://127.0.0.1:{port}", sent, proc, timeout=900)
-                # Settled: latency is measured on a pipeline with nothing left to do.
-                rates[kind] = work_rate([wait_idle(f"http://127.0.0.1:{port}")])
+                rates[kind] = drain([(f"http://127.0.0.1:{port}", proc)], sent)[0]
                 if kind == "worker":
                     print(f"bench: HTTP-to-trace at {rate:.0f} req/s for {seconds:.0f}s",
                           file=sys.stderr)

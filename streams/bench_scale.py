@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from streams import topics
-from streams.bench import _fill_backlog, _start, inbound, wait_idle, work_rate
+from streams.bench import _fill_backlog, _start, drain, worker_stats
 from streams.broker import EmbeddedBroker, free_port, stop_process
 from streams.kafka import ensure_topics
 from streams.settings import Settings
@@ -161,33 +161,6 @@ class _Bench:
                 self.stop(proc)
 
 
-def _stats(base: str) -> dict[str, Any] | None:
-    try:
-        status, body = get_json(f"{base}/v1/stats", timeout=2)
-    except OSError:
-        return None
-    return body if status == 200 else None
-
-
-def _drain_all(workers: list[tuple[str, subprocess.Popen[bytes]]], expected: int,
-               timeout: float = 900) -> tuple[float, list[dict[str, Any]]]:
-    """Until the workers together have read ``expected`` inbound events and settled; events/s
-    from the first event any of them read to the last work any of them did."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for _, proc in workers:
-            if proc.poll() is not None:
-                raise RuntimeError(f"a worker exited with {proc.returncode}")
-        stats = [_stats(base) for base, _ in workers]
-        if all(stats):
-            got = [s for s in stats if s is not None]
-            if sum(map(inbound, got)) >= expected:
-                settled = [wait_idle(base) for base, _ in workers]
-                return work_rate(settled), settled
-        time.sleep(0.5)
-    raise RuntimeError(f"backlog of {expected} not consumed in {timeout:.0f}s")
-
-
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -243,7 +216,7 @@ def _scale_run(settings: Settings, tmp: Path, broker: EmbeddedBroker, events: in
         pids = [proc.pid for _, proc in workers] + [broker.proc.pid if broker.proc else None]
         before = [cpu_seconds(pid) for pid in pids]
         sent = asyncio.run(_fill_backlog(bench.settings, events))
-        rate = _drain_all(workers, sent)[0]
+        rate = drain(workers, sent)[0]
         after = [cpu_seconds(pid) for pid in pids]
     finally:
         bench.stop_all()
@@ -306,7 +279,7 @@ def run_recovery_bench(settings: Settings, events: int, store: str) -> RecoveryR
             app_id = f"bench-recovery-{uuid.uuid4().hex[:6]}"
             base, proc = bench.start("fill", app_id, **env)
             _say(f"one worker ({store}) filling its tables")
-            leads = int(_drain_all([(base, proc)], sent)[1][0]["leads_traced"])  # settled
+            leads = int(drain([(base, proc)], sent)[1][0]["leads_traced"])  # settled
             bench.stop(proc)
             records = asyncio.run(_changelog_records(bench.settings, app_id))
             # An empty worker (a group of its own, nothing to recover): the start-up cost.
@@ -320,7 +293,7 @@ def run_recovery_bench(settings: Settings, events: int, store: str) -> RecoveryR
             base, proc = bench.start("recover", app_id, **env)
             _wait_ready(base, proc)
             ready = time.monotonic() - t0
-            recovered = _stats(base) or {}
+            recovered = worker_stats(base) or {}
             if recovered.get("leads_traced") != leads:
                 raise RuntimeError(f"recovered {recovered.get('leads_traced')} of {leads} leads")
             bench.stop(proc)
