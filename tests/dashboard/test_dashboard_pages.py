@@ -25,6 +25,13 @@ def open_page(page: str) -> AppTest:
     return at
 
 
+
+def test_the_root_opens_marketing() -> None:
+    """/ runs the first page (a bare AppTest run is a visit to the root). Each page's own URL,
+    /marketing included, is checked in a real browser: tests/e2e/test_browser.py."""
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["Marketing"]
 def metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
