@@ -113,7 +113,7 @@ def throughput(df: pl.DataFrame) -> alt.Chart:
     mark = alt.Chart(frame).mark_area() if df["at"].n_unique() > 2 else alt.Chart(
         frame).mark_bar()
     return mark.encode(
-        x=alt.X("at:T", title="time"), y=alt.Y("per_s:Q", stack="zero",
-                                                      title="events/s"),
+        x=alt.X("at:T", title="arrival time (wall clock, UTC)"),
+        y=alt.Y("per_s:Q", stack="zero", title="events/s (arrival)"),
         color="topic:N", tooltip=["at:T", "topic:N", alt.Tooltip("per_s:Q", format=".2f")],
     ).properties(height=260)

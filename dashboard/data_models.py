@@ -209,35 +209,44 @@ def data_team(a: Archive, f: Filters, m: ModelContext) -> dict[str, Any]:
 # --- Pipeline health ---------------------------------------------------------------------
 
 
+# Arrival-time buckets: the finest that keeps a chart to at most about 1,500 points, by
+# how long the window's events took to arrive (less than so many seconds of wall clock).
+BUCKETS: tuple[tuple[int, int], ...] = ((900, 1), (86_400, 60), (14 * 86_400, 3600))
+DAY_S = 86_400
+BUCKET_NAMES = {1: "second", 60: "minute", 3600: "hour", DAY_S: "day"}
+
+
 def throughput(a: Archive, f: Filters) -> pl.DataFrame:
-    """Events per second by topic, averaged per bucket of arrival time (``_timestamp``):
-    seconds when everything arrived within a quarter of an hour (a live demo), minutes up
-    to a day, hours up to two weeks; beyond two weeks, per day of event time (the archive's
-    partition: counted without reading a timestamp per event)."""
+    """Events per second by topic as they arrived: counted per bucket of wall-clock arrival
+    time, ``_timestamp`` (the Kafka record's time, when leadflow received the event), not of
+    event time, so a simulation that compresses a week into two minutes shows the rate it
+    really ran at. The sidebar's dates (event time) pick the events. A bucket is a second
+    when the window's events arrived within a quarter of an hour (a live demo), a minute up
+    to a day, an hour up to two weeks, a day beyond; ``bucket_s`` says which."""
     empty = pl.DataFrame(schema={"topic": pl.String, "at": pl.Datetime("ms", "UTC"),
-                                 "events": pl.UInt32, "per_s": pl.Float64})
-    span = a.days()
-    if span is None:
+                                 "events": pl.UInt32, "per_s": pl.Float64,
+                                 "bucket_s": pl.Int32})
+    if a.days() is None:
         return empty
-    days = ((f.end or span[1]) - (f.start or span[0])).days + 1
-    scans = {topic: a.scan(record, f) for topic, record in layout.ARCHIVED.items()}
-    if days > 14:
-        every, width = "1d", 86_400
-        bucket = pl.col(layout.PARTITION).cast(pl.Datetime("ms", "UTC"))
-    else:
-        ts = pl.concat([lf.select("_timestamp") for lf in scans.values()]).select(
-            lo=pl.col("_timestamp").min(), hi=pl.col("_timestamp").max()).collect()
-        if ts["lo"][0] is None:
-            return empty
-        seconds = (ts["hi"][0] - ts["lo"][0]).total_seconds()
-        every, width = (("1s", 1) if seconds <= 900 else ("1m", 60) if seconds <= 86_400
-                        else ("1h", 3600))
-        bucket = pl.col("_timestamp").dt.truncate(every)
-    # One small aggregate per topic, then stacked: no topic column over every event.
-    parts = [lf.group_by(at=bucket).agg(events=pl.len()).with_columns(topic=pl.lit(topic))
-             for topic, lf in scans.items()]
-    out = pl.concat(pl.collect_all(parts), how="vertical_relaxed")
-    return out.select("topic", "at", "events", per_s=pl.col("events") / width).sort("at", "topic")
+    topics = pl.Enum(list(layout.ARCHIVED))
+    # One query, one read of the arrival times: the span picks the bucket width in it (a
+    # first pass for the span alone read the column twice, ~1.7x the time).
+    lf = pl.concat([a.scan(record, f).select(ms=pl.col("_timestamp").dt.epoch("ms"),
+                                             topic=pl.lit(topic, topics))
+                    for topic, record in layout.ARCHIVED.items()])
+    span = pl.col("ms").max() - pl.col("ms").min()
+    width = pl.lit(DAY_S)
+    for most, seconds in reversed(BUCKETS):
+        width = pl.when(span < most * 1000).then(seconds).otherwise(width)
+    out = lf.with_columns(w=width.cast(pl.Int64) * 1000).group_by(
+        "topic", at=pl.col("ms") // pl.col("w") * pl.col("w")).agg(
+        events=pl.len(), w=pl.col("w").first()).collect()
+    if out.is_empty():
+        return empty
+    return out.select(
+        pl.col("topic").cast(pl.String), pl.col("at").cast(pl.Datetime("ms", "UTC")),
+        pl.col("events").cast(pl.UInt32), per_s=pl.col("events") * 1000 / pl.col("w"),
+        bucket_s=(pl.col("w") // 1000).cast(pl.Int32)).sort("at", "topic")
 
 
 def dead_letters(a: Archive, f: Filters, samples: int = 5) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -1,4 +1,5 @@
-"""Pipeline health: events/s by topic, the worker's lag, dead letters, retrains."""
+"""Pipeline health: events/s by topic as they arrive (wall clock), the worker's lag, dead
+letters, retrains."""
 
 from __future__ import annotations
 
@@ -28,14 +29,20 @@ def render(f: Filters) -> None:
     m = ui.model_context()
     q = ui.query("pipeline", f, m)
     tp = q["throughput"]
-    st.subheader("Events per second, by topic")
+    st.subheader("Events per second as they arrive (wall clock), by topic")
     if tp.is_empty():
         st.info("Nothing archived in this window.")
     else:
+        bucket = data_models.BUCKET_NAMES[int(tp["bucket_s"][0])]
+        st.caption("Counted by when leadflow received each event (its Kafka record time, "
+                   "wall clock), not by its event time; averaged per "
+                   f"{bucket} of arrival. The dates in the sidebar (event time) pick the "
+                   "events.")
         cols = st.columns(3)
         cols[0].metric("Events archived", f"{int(tp['events'].sum()):,}")
         peak = tp.group_by("at").agg(pl.col("per_s").sum())["per_s"].max()
-        cols[1].metric("Peak events/s", f"{peak:,.3g}")
+        cols[1].metric(f"Peak arrival rate, events/s (per {bucket})", f"{peak:,.3g}",
+                       help=f"The busiest {bucket} of wall-clock time, all topics together")
         cols[2].metric("Dead letters", f"{int(q['dead_letters']['letters'].sum()):,}")
         st.altair_chart(charts.throughput(tp), width="stretch")
 

@@ -32,8 +32,9 @@ PAGES = (
     ("revops", "revops", "RevOps", ("Lead id or email", "SLA compliance", "Open breaches now")),
     ("data-team", "data-team", "Data team", ("Model versions", "Threshold explorer",
                                 "leadflow threshold apply")),
-    ("pipeline", "pipeline", "Pipeline health", ("Events per second, by topic", "No worker answers",
-                                     "Dead letters by error code")),
+    ("pipeline", "pipeline", "Pipeline health", ("Events per second as they arrive",
+                                                 "No worker answers",
+                                                 "Dead letters by error code")),
 )
 
 
