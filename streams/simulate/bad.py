@@ -45,7 +45,7 @@ def allocate(n_bad: int, mix: Mapping[str, float]) -> dict[str, int]:
 def inject(f: Funnel, counts: Mapping[str, int]) -> list[Delivery]:
     """Return the bad deliveries to add to ``f.events`` (good, in event-time order);
     ``out_of_order`` holds some of those good ones back instead. Times in ``due_s`` are
-    still epoch ms (see ``funnel.event``)."""
+    still epoch ms, delivery delays included (see ``funnel.event``)."""
     rng = f.rng
     events = f.events
     kinds = [kind_of(d) for d in events]
@@ -87,7 +87,11 @@ def inject(f: Funnel, counts: Mapping[str, int]) -> list[Delivery]:
         if kind == "duplicate":
             for i in rng.sample(any_src, min(n, len(events))):
                 orig = events[i]
-                resend = min(f.now_ms, orig.due_s + int(rng.lognormvariate(11.7, 1.0)))  # ~2 min
+                resend = orig.due_s + int(rng.lognormvariate(11.7, 1.0))  # ~2 min
+                if resend > f.now_ms:
+                    # Inside the window, unless the original itself lands after it: a resend
+                    # never overtakes what it repeats.
+                    resend = max(f.now_ms, orig.due_s)
                 out.append(
                     dataclasses.replace(
                         orig, due_s=float(resend), expected=BAD_KINDS[kind], bad_kind=kind
@@ -206,12 +210,15 @@ def _reorder(
     """Hold ``n`` status changes up until just after the change that followed them in event
     time, as a slow webhook does. A delivery never comes before the event it reports, so the
     engine's event-time clock never runs ahead and only the reordered lead is affected.
+    ``events`` are in event-time order (``due_s`` may already hold a delivery delay).
     """
     by_lead: dict[str | None, list[int]] = {}
     for i in status_idx:
         by_lead.setdefault(events[i].lead_id, []).append(i)
-    pairs = [v[-2:] for v in by_lead.values() if len(v) >= 2 and events[v[-1]].due_s < now_ms]
+    pairs = [v[-2:] for v in by_lead.values()
+             if len(v) >= 2 and (events[v[-1]].occurred_ms or now_ms) < now_ms]
     for earlier, later in rng.sample(pairs, min(n, len(pairs))):
         d = events[earlier]
-        d.due_s = events[later].due_s + 1
+        # Its own delivery delay may hold it up longer already.
+        d.due_s = max(d.due_s, events[later].due_s + 1)
         d.bad_kind, d.expected = "out_of_order", BAD_KINDS["out_of_order"]

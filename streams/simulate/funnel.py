@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from streams.simulate import catalog as C
+from streams.simulate.delays import Delays
 from streams.simulate.model import OK, Campaign, Delivery, LeadTruth, Rep
 
 T = TypeVar("T")
@@ -67,7 +68,8 @@ def event(ms: int, kind: str, lead_id: str, body: bytes) -> Delivery:
 
     Bodies are serialised at once (keeping ~10 dicts per lead alive doubled generation time
     at 20k leads), and until ``generate`` finishes ``due_s`` holds the delivery time in epoch
-    ms, which bad input may move (resends, reordering) before it becomes wall seconds.
+    ms: the event time here, which the source's delay (``delays``) and bad input (resends,
+    reordering) move before it becomes wall seconds.
     """
     channel: Any = CHANNELS[kind]
     return Delivery(float(ms), channel, body, "", lead_id, OK, None, ms)
@@ -109,6 +111,7 @@ class Funnel:
     campaigns: list[Campaign]
     reps: list[Rep]
     policies: Any  # core.handoff.Policies: the rules leadflow applies
+    delays: Delays  # how late each source delivers (its own random stream)
     events: list[Delivery] = field(default_factory=list)
     truth: dict[str, LeadTruth] = field(default_factory=dict)
     emails: set[str] = field(default_factory=set)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -28,7 +28,7 @@ from streams.core.handoff import Policies
 from streams.core.routing import Decision, LeadFacts, RoutingConfig, new_state, release, route
 from streams.simulate import verdicts
 from streams.simulate.funnel import Funnel, behaviour_logit, sigmoid
-from streams.simulate.model import LeadTruth
+from streams.simulate.model import Delivery, LeadTruth
 from streams.simulate.sales import Worked, follow_up, plan_stages
 
 _SKEW = timedelta(days=1)
@@ -106,7 +106,8 @@ def replay(p: Policies, lead: dict[str, Any], activities: list[tuple[int, str]])
 
 class Router:
     """Routing in MQL-time order, as the engine's one routing agent does it: a rep's capacity
-    is freed when one of their leads reaches a terminal status (at that event's time)."""
+    is freed when leadflow reads a terminal status of one of their leads: at its delivery,
+    which a late CRM webhook puts after MQLs dated later (without delays, its event time)."""
 
     def __init__(self, config: RoutingConfig) -> None:
         self.config = config
@@ -114,17 +115,20 @@ class Router:
         self._releases: list[tuple[int, int, str]] = []
         self._seq = 0
 
-    def route(self, lead_id: str, h: Handover, at: int) -> Decision:
+    def route(self, lead_id: str, h: Handover, at: int, read_at: int) -> Decision:
+        """Route at event time ``at`` (the MQL), with the capacity freed by what leadflow has
+        read when it reads the MQL's event (``read_at``, its delivery)."""
         releases = self._releases
-        while releases and releases[0][0] <= at:
+        while releases and releases[0][0] <= read_at:
             release(self.state, heapq.heappop(releases)[2])
         facts = LeadFacts.from_features(lead_id, h.features or {}, h.tier or feats.STANDARD)
         self.state, decision = route(self.config, self.state, facts, at)
         return decision
 
-    def release_at(self, at: int, rep_id: str) -> None:
+    def release_at(self, read_at: int, rep_id: str) -> None:
+        """Free ``rep_id``'s seat once leadflow reads (at ``read_at``) a terminal status."""
         self._seq += 1
-        heapq.heappush(self._releases, (at, self._seq, rep_id))
+        heapq.heappush(self._releases, (read_at, self._seq, rep_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +164,23 @@ class Prospect:
     bad_fit_reason: str | None
     dq: tuple[str, str] | None = None  # reason and notes of a disqualification, if fixed
     propensity: Propensity | None = None  # None: a repeat, whose truth is the original's
+    sent: list[Delivery] = field(default_factory=list)  # its capture and activities
+
+    def read_at(self, at: int) -> int:
+        """When leadflow reads this lead's event of time ``at`` (its delivery, epoch ms)."""
+        return next((int(d.due_s) for d in self.sent if d.occurred_ms == at), at)
+
+
+@dataclass(slots=True)
+class Handled:
+    """One lead as decided: the clauses judged already, and what its sales clauses are
+    judged from once every delivery time is settled (``judge``)."""
+
+    truth: LeadTruth
+    clauses: dict[str, verdicts.Judged]
+    mql_at: int | None = None
+    region: str | None = None
+    worked: Worked | None = None
 
 
 def settle(f: Funnel, prospects: list[Prospect], mql_at: dict[str, int]) -> None:
@@ -187,9 +208,10 @@ def _dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def hand_over(f: Funnel, prospects: list[Prospect]) -> None:
+def hand_over(f: Funnel, prospects: list[Prospect]) -> list[Handled]:
     """Decide every prospect as leadflow will, let sales work the routed ones (appending their
-    CRM events to ``f.events``), and record the handover and the SLA verdicts in the truth."""
+    CRM events to ``f.events``), and record the handover in the truth; return what the SLA
+    verdicts are judged from (``judge``, once bad input has moved what it moves)."""
     p: Policies = f.policies
     judged: list[dict[str, verdicts.Judged]] = []
     ready: list[tuple[int, int, Handover]] = []
@@ -211,10 +233,12 @@ def hand_over(f: Funnel, prospects: list[Prospect]) -> None:
     router = Router(p.routing)
     reps = {r.rep_id: r for r in f.reps}
     roster = {r.id: r for r in p.routing.reps}
+    handled = [Handled(prospect.truth, clauses) for prospect, clauses in zip(
+        prospects, judged, strict=True)]
     for at, i, h in ready:
         prospect = prospects[i]
         truth = prospect.truth
-        decision = router.route(truth.lead_id, h, at)
+        decision = router.route(truth.lead_id, h, at, prospect.read_at(at))
         truth.mql_at, truth.tier = _dt(at), h.tier
         truth.owner, truth.queue, truth.rule = decision.owner, decision.queue, decision.rule
         worked = Worked()
@@ -224,17 +248,36 @@ def hand_over(f: Funnel, prospects: list[Prospect]) -> None:
                 hand_raiser=h.tier == feats.HAND_RAISER, stages=prospect.stages,
                 bad_fit_reason=prospect.bad_fit_reason, dq=prospect.dq,
             )
-            if worked.closed_at is not None:
-                router.release_at(worked.closed_at, decision.owner)
+            if worked.released_at is not None:
+                router.release_at(worked.released_at, decision.owner)
             truth.statuses = worked.statuses
             truth.final_status = worked.statuses[-1] if worked.statuses else None
-        judged[i].update(verdicts.sales(
-            p.contract, mql_at=at, tier=h.tier, region=(h.features or {}).get("region"),
-            owner=decision.owner, touches=worked.touches, changes=worked.changes,
-        ))
-    for prospect, clauses in zip(prospects, judged, strict=True):
-        prospect.truth.verdicts = verdicts.as_of(clauses, f.now_ms)
-        prospect.truth.verdicts_final = verdicts.as_of(clauses, None)
+        handled[i].mql_at, handled[i].worked = at, worked
+        handled[i].region = (h.features or {}).get("region")
+    return handled
+
+
+def judge(p: Policies, handled: list[Handled], now_ms: int) -> None:
+    """Record each lead's SLA verdicts in its truth, from the deliveries' final
+    ``delivered_ms``: per clause in ``sla``, as of ``now_ms`` in ``verdicts`` and final in
+    ``verdicts_final``."""
+    for lead in handled:
+        truth, clauses, worked = lead.truth, lead.clauses, lead.worked
+        if lead.mql_at is not None and worked is not None:
+            clauses.update(verdicts.judge(
+                p.contract, mql_at=lead.mql_at, tier=truth.tier, region=lead.region,
+                owner=truth.owner, touches=[_evidence(d) for d in worked.touches],
+                changes=[_evidence(d, to, ok) for d, to, ok in worked.changes],
+            ))
+        truth.sla = clauses
+        truth.verdicts = verdicts.as_of(clauses, now_ms)
+        truth.verdicts_final = verdicts.as_of(clauses, None)
+
+
+def _evidence(d: Delivery, to: str = "", explained: bool = True) -> verdicts.Evidence:
+    at = d.occurred_ms if d.occurred_ms is not None else int(d.due_s)
+    delivered = d.delivered_ms if d.delivered_ms is not None else int(d.due_s)
+    return verdicts.Evidence(at, delivered, d.channel, to, explained)
 
 
 def _by_time(item: tuple[int, int, Handover]) -> tuple[int, int]:

@@ -40,7 +40,7 @@ from streams.simulate.funnel import (
     typed_email,
     uuid4,
 )
-from streams.simulate.handover import Propensity, Prospect, hand_over, lead_record
+from streams.simulate.handover import Handled, Propensity, Prospect, hand_over, lead_record
 from streams.simulate.model import Campaign, LeadTruth
 
 # Share of forms that reach leadflow without what the MQL contract requires (a size band or
@@ -68,9 +68,10 @@ def capture_time(rng: random.Random, start_ms: int, now_ms: int, region: str) ->
     return ms - ms % SECOND
 
 
-def build(f: Funnel, leads: int, repeat_share: float) -> None:
+def build(f: Funnel, leads: int, repeat_share: float) -> list[Handled]:
     """Generate ``leads`` distinct people plus about ``repeat_share`` of them submitting again,
-    then what sales does with the ones leadflow hands over."""
+    then what sales does with the ones leadflow hands over; return what their SLA verdicts
+    are judged from once every delivery time is settled (``handover.judge``)."""
     rng = f.rng
     # Several people per company, as buying committees are.
     companies = make_companies(f, max(10, leads // 3))
@@ -94,7 +95,10 @@ def build(f: Funnel, leads: int, repeat_share: float) -> None:
             prospects.append(
                 _repeat(f, truth, person, company, email, t_again, campaign_weights, observed)
             )
-    hand_over(f, prospects)
+    # Marketing's events are all written: the API queue delivers them now, so routing knows
+    # when leadflow reads each MQL (sales' own delays are drawn as its events are written).
+    f.delays.api(f.events)
+    return hand_over(f, prospects)
 
 
 def _lead(
@@ -130,13 +134,14 @@ def _lead(
     acts.sort(key=_first)
     draw = rng.random()  # decides conversion once the probability at handover is known
     body = _lead_body(f, lead_id, person, email, company, campaign, triggers, t0, intent)
-    f.events.append(event(t0, "lead", lead_id, dumps(body)))
+    sent = [event(t0, "lead", lead_id, dumps(body))]
     delivered = []
     for ms, kind in acts:
         if ms <= f.now_ms:
             raw = activity_body(rng, lead_id, kind, campaign, ms)
-            f.events.append(event(ms, "activity", lead_id, raw))
+            sent.append(event(ms, "activity", lead_id, raw))
             delivered.append((ms, kind))
+    f.events.extend(sent)
     delivered.sort(key=_first)  # stable, as the deliveries are sorted
     bad_fit_reason = (
         "student_or_job_seeker" if person.title in ("Student", "Intern")
@@ -157,6 +162,7 @@ def _lead(
         propensity=Propensity(
             fit_logit(company, person, campaign), acts, "requested_demo" in triggers, draw
         ),
+        sent=sent,
     )
     return prospect, person, company, email
 
@@ -182,14 +188,15 @@ def _repeat(
     campaign = rng.choices(f.campaigns, cum_weights=campaign_weights)[0]
     email = typed_email(rng, person, company.domain, differ=original_email)
     body = _lead_body(f, lead_id, person, email, company, campaign, [campaign.trigger], t0, 0.0)
-    f.events.append(event(t0, "lead", lead_id, dumps(body)))
+    sent = [event(t0, "lead", lead_id, dumps(body))]
     delivered = []
     for _ in range(between(rng, 0, 2)):
         ms = t0 + 5 * SECOND + int(rng.expovariate(1 / (6 * HOUR)))
         if ms <= f.now_ms:
             raw = activity_body(rng, lead_id, "page_view", campaign, ms)
-            f.events.append(event(ms, "activity", lead_id, raw))
+            sent.append(event(ms, "activity", lead_id, raw))
             delivered.append((ms, "page_view"))
+    f.events.extend(sent)
     delivered.sort(key=_first)
     truth = f.truth[lead_id] = LeadTruth(
         lead_id=lead_id,
@@ -203,7 +210,7 @@ def _repeat(
         alias_of=original.lead_id,
     )
     return Prospect(truth, lead_record(body, observed), delivered, ["DISQUALIFIED"], None,
-                    DUPLICATE_DQ)
+                    DUPLICATE_DQ, sent=sent)
 
 
 def _lead_body(

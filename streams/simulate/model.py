@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from streams.simulate.verdicts import Judged, latest
+
 Channel = Literal["lead", "activity", "crm"]
 Transport = Literal["any", "kafka"]
 
@@ -61,6 +63,9 @@ class Delivery:
     bad_kind: str | None = None
     occurred_ms: int | None = None  # event time (epoch ms) the body claims, if it has one
     transport: Transport = "any"  # "kafka": only ``send_kafka`` sends it (e.g. garbage bytes)
+    # Event time (epoch ms) at which it reaches leadflow: occurred + delivery delay (see
+    # ``delays``), what ``due_s`` is in wall seconds.
+    delivered_ms: int | None = None
 
     @property
     def occurred_at(self) -> datetime | None:
@@ -104,6 +109,9 @@ class LeadTruth:
     still ahead); ``verdicts_final`` what they become once every deadline has passed with
     no further event. ``exact`` is False when bad delivery (out of order) may let the
     engine see the lead's events in another order, so its verdicts may legitimately differ.
+    ``sla`` holds, per clause, the final verdict and the event time it becomes known, whether
+    an overdue notice comes first, and the correction late evidence brings, if any
+    (``verdicts.Judged``; the rules are in ``verdicts``).
     """
 
     lead_id: str
@@ -131,6 +139,7 @@ class LeadTruth:
     exact: bool = True
     verdicts: dict[str, str] = field(default_factory=dict)
     verdicts_final: dict[str, str] = field(default_factory=dict)
+    sla: dict[str, Judged] = field(default_factory=dict)
 
     @property
     def reached_sql(self) -> bool:
@@ -152,6 +161,8 @@ class Scenario:
     sla_version: str = ""  # the contract the verdicts were judged under
     # The handoff rules the scenario was generated for (core.handoff.Policies).
     policies: Any = field(default=None, repr=False, compare=False)
+    delays: str = "none"  # the delivery delay profile (``delays.PROFILES``)
+    max_lateness_ms: int = 0  # the contract's allowed lateness the truth was judged with
 
     @property
     def wall_seconds(self) -> float:
@@ -166,18 +177,36 @@ class Scenario:
         )
 
     def expected_verdicts(
-        self, final: bool = False, *, exact_only: bool = False
+        self, final: bool = False, *, exact_only: bool = False, corrected: bool = False
     ) -> dict[tuple[str, str], str]:
         """(lead id, clause) → verdict the engine must reach: as of ``now`` ("MET",
         "BREACHED", "PENDING"), or ``final`` once every deadline has passed (no "PENDING").
-        ``exact_only`` leaves out leads whose bad delivery may legitimately change them."""
+        ``exact_only`` leaves out leads whose bad delivery may legitimately change them.
+        ``corrected``: the verdict in force, a correction known by then replacing the final
+        verdict (``verdicts.latest``)."""
         out: dict[tuple[str, str], str] = {}
+        now_ms = None if final else int(self.now.timestamp() * 1000)
         for t in self.truth.values():
             if exact_only and not t.exact:
                 continue
-            for clause, verdict in (t.verdicts_final if final else t.verdicts).items():
+            if corrected:
+                verdicts = latest(t.sla, now_ms)
+            else:
+                verdicts = t.verdicts_final if final else t.verdicts
+            for clause, verdict in verdicts.items():
                 out[(t.lead_id, clause)] = verdict
         return out
+
+    def expected_corrections(self, *, exact_only: bool = False) -> dict[tuple[str, str], str]:
+        """(lead id, clause) → the verdict a correction must supersede the final one with,
+        for the clauses late evidence changes after their final verdict."""
+        return {
+            (t.lead_id, clause): j.correction.verdict
+            for t in self.truth.values()
+            if t.exact or not exact_only
+            for clause, j in t.sla.items()
+            if j.correction is not None
+        }
 
     def verdict_counts(self, final: bool = False) -> dict[str, dict[str, int]]:
         """clause → verdict → number of leads (for a summary)."""

@@ -27,7 +27,7 @@ from streams.simulate.funnel import (
     pick,
     uuid4,
 )
-from streams.simulate.model import Rep
+from streams.simulate.model import Delivery, Rep
 from streams.simulate.staff import next_working
 
 TERMINAL = frozenset({"DISQUALIFIED", "CLOSED_WON", "CLOSED_LOST"})
@@ -108,13 +108,15 @@ def plan_stages(rng: random.Random, probability: float, converted: bool) -> list
 
 @dataclass(slots=True)
 class Worked:
-    """What the CRM reported about one lead inside the window (events after ``now`` are never
-    delivered), in event time: what the SLA is judged on."""
+    """What the CRM reported about one lead inside the window (events after ``now`` never
+    happen), in event time: what the SLA is judged on. The deliveries are kept because their
+    delivery time is settled only later (bad input may hold one up)."""
 
     statuses: list[str] = field(default_factory=list)  # normalised, the MQL echo first
-    touches: list[int] = field(default_factory=list)  # ms
-    changes: list[tuple[int, str, bool]] = field(default_factory=list)  # (ms, status, explained)
-    closed_at: int | None = None  # a terminal status was delivered: the rep is free again
+    touches: list[Delivery] = field(default_factory=list)
+    changes: list[tuple[Delivery, str, bool]] = field(default_factory=list)  # status, explained
+    # When leadflow reads the terminal status (delivered, epoch ms): the rep is free again.
+    released_at: int | None = None
 
 
 def follow_up(
@@ -166,11 +168,14 @@ def follow_up(
             break
         ms -= ms % SECOND
         body, explained = status_body(rng, lead_id, rep, previous, status, ms, bad_fit_reason, dq)
-        f.events.append(event(ms, "status", lead_id, body))
+        d = event(ms, "status", lead_id, body)
+        d.due_s += f.delays.crm()
+        f.events.append(d)
         worked.statuses.append(status)
-        worked.changes.append((ms, status, explained))
+        worked.changes.append((d, status, explained))
         if status in TERMINAL:
-            worked.closed_at = ms
+            # Routing frees the rep when leadflow reads it, which may be hours after it happened.
+            worked.released_at = int(d.due_s)
         previous = status
     for ms, channel, result in touches:
         if ms > now_ms:
@@ -182,8 +187,10 @@ def follow_up(
             f'"touchId":"{uuid4(rng)}","repId":"{rep.rep_id}","channel":"{channel}",'
             f'"outcome":"{result}","timestamp":"{iso(ms)}"}}}}'
         ).encode()
-        f.events.append(event(ms, "touch", lead_id, body))
-        worked.touches.append(ms)
+        d = event(ms, "touch", lead_id, body)
+        d.due_s += f.delays.crm()
+        f.events.append(d)
+        worked.touches.append(d)
     return worked
 
 

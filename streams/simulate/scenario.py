@@ -9,10 +9,13 @@ from datetime import UTC, datetime
 
 from streams.core.handoff import Policies
 from streams.simulate.bad import allocate, inject
+from streams.simulate.delays import PROFILES, Delays
 from streams.simulate.funnel import DAY, SECOND, Funnel, make_campaigns, webhook_ids
+from streams.simulate.handover import judge
 from streams.simulate.journey import build
-from streams.simulate.model import DEFAULT_BAD_MIX, OK, Scenario
+from streams.simulate.model import DEFAULT_BAD_MIX, OK, Delivery, Scenario
 from streams.simulate.staff import make_reps
+from streams.simulate.verdicts import max_lateness
 
 
 def generate(
@@ -26,6 +29,7 @@ def generate(
     wall_seconds: float = 60.0,
     bad_mix: Mapping[str, float] | None = None,
     policies: Policies | None = None,
+    delays: str = "realistic",
 ) -> Scenario:
     """Simulate ``days`` of funnel ending at ``now`` and return every delivery, in order.
 
@@ -38,9 +42,15 @@ def generate(
     kinds, see ``model.DEFAULT_BAD_MIX``). ``repeat_share`` of the people fill a form again
     under a new lead id. ``wall_seconds`` is how long a real-time replay takes (``0``: as
     fast as possible); ``Scenario.compression`` is the resulting speed-up.
+
+    ``delays`` is how late each source delivers (``delays.PROFILES``: "none", "realistic",
+    "heavy"); deliveries are in delivery order, so late ones overtake others, and some land
+    after ``now``. The truth says which final verdicts late evidence corrects.
     """
     if leads < 1 or days <= 0 or not 0 <= bad_share < 1 or wall_seconds < 0:
         raise ValueError("need leads >= 1, days > 0, 0 <= bad_share < 1, wall_seconds >= 0")
+    if delays not in PROFILES:
+        raise ValueError(f"unknown delay profile {delays!r}: one of {sorted(PROFILES)}")
     if now is not None and now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -55,7 +65,8 @@ def generate(
     gc.disable()
     try:
         return _generate(
-            seed, leads, days, now, bad_share, repeat_share, wall_seconds, bad_mix, policies
+            seed, leads, days, now, bad_share, repeat_share, wall_seconds, bad_mix, policies,
+            delays,
         )
     finally:
         if gc_was_enabled:
@@ -72,15 +83,18 @@ def _generate(
     wall_seconds: float,
     bad_mix: Mapping[str, float] | None,
     policies: Policies,
+    delays: str,
 ) -> Scenario:
     now_ms = int(now.timestamp() * 1000)
     start_ms = now_ms - int(days * DAY)
     rng = random.Random(seed)
     campaigns = make_campaigns(rng, now)
-    f = Funnel(rng, start_ms, now_ms, campaigns, make_reps(rng, policies.routing), policies)
-    build(f, leads, repeat_share)
+    f = Funnel(rng, start_ms, now_ms, campaigns, make_reps(rng, policies.routing), policies,
+               Delays(delays, seed))
+    handled = build(f, leads, repeat_share)
     events = f.events
-    events.sort(key=lambda d: d.due_s)
+    # Event-time order, whatever the delays: ids and bad input are drawn as without them.
+    events.sort(key=_occurred)
     for d, wid in zip(events, webhook_ids(rng, len(events)), strict=True):
         d.webhook_id = wid
     n_bad = round(len(events) * bad_share / (1.0 - bad_share))
@@ -96,9 +110,11 @@ def _generate(
     scale = 1.0 / SECOND / compression if compression else 0.0
     truth = f.truth
     for d in deliveries:
+        d.delivered_ms = int(d.due_s)
         d.due_s = (d.due_s - start_ms) * scale  # epoch ms -> wall seconds after the start
         if d.expected == OK and d.lead_id in truth:
             truth[d.lead_id].good_events += 1
+    judge(policies, handled, now_ms)
     return Scenario(
         seed=seed,
         now=now,
@@ -111,4 +127,10 @@ def _generate(
         truth=f.truth,
         sla_version=policies.contract.version,
         policies=policies,
+        delays=delays,
+        max_lateness_ms=max_lateness(policies.contract),
     )
+
+
+def _occurred(d: Delivery) -> int:
+    return d.occurred_ms or 0

@@ -1,13 +1,23 @@
 """The hidden truth on disk: one JSON Lines file, a summary line then one line per lead.
 
-Line 1 (``"kind": "summary"``): seed, window, expected outcome counts per transport, good
-events per lead, the canonical/alias pairs identity resolution must find, the campaigns'
-true quality, the reps' habits, and the handoff leadflow must decide: MQLs, routing and the
-SLA verdicts counted by clause (as of ``now`` and final). Then ``"kind": "lead"`` lines with
-each lead's true conversion probability, eventual outcome, what the CRM showed inside the
-window, when it crossed the threshold and became an MQL, its owner or queue, and its SLA
-verdicts per clause (``verdicts`` as of ``now``, ``verdicts_final`` once every deadline
-has passed; leads with ``exact`` false may legitimately differ).
+Line 1 (``"kind": "summary"``): seed, window, the delivery delay profile (``delays``) and how
+many deliveries land after ``now``, expected outcome counts per transport, good events per
+lead, the canonical/alias pairs identity resolution must find, the campaigns' true quality,
+the reps' habits, and the handoff leadflow must decide: MQLs, routing and the SLA verdicts
+counted by clause (``sla``: as of ``now``, final, corrections and overdue notices, and the
+``max_lateness_ms`` they were judged with). Then ``"kind": "lead"`` lines with each lead's
+true conversion probability, eventual outcome, what the CRM showed inside the window, when it
+crossed the threshold and became an MQL, its owner or queue, and its SLA verdicts per clause:
+``verdicts`` as of ``now``, ``verdicts_final`` once every deadline and the allowed lateness
+have passed, and ``sla``, per clause::
+
+    {"verdict": "MET" | "BREACHED",   the final verdict
+     "known_at": ms,                  event time (epoch ms) from which the engine can know it
+     "overdue": bool,                 whether an overdue notice comes first
+     "correction": null | {"verdict": "MET", "known_at": ms,
+                           "late_source": "crm", "late_by_ms": ms}}
+
+(the rules are in ``verdicts``; leads with ``exact`` false may legitimately differ).
 Nothing here is ever part of an event; it is what the engine and the models are graded on.
 """
 
@@ -39,6 +49,7 @@ def kafka_expected_counts(scenario: Scenario) -> Counter[str] | None:
 def summary(scenario: Scenario) -> dict[str, Any]:
     truth = scenario.truth.values()
     kafka = kafka_expected_counts(scenario)
+    now_ms = int(scenario.now.timestamp() * 1000)
     return {
         "kind": "summary",
         "seed": scenario.seed,
@@ -48,6 +59,10 @@ def summary(scenario: Scenario) -> dict[str, Any]:
         "compression": scenario.compression,
         "wall_seconds": scenario.wall_seconds,
         "deliveries": len(scenario.deliveries),
+        "delays": scenario.delays,
+        "delivered_after_now": sum(
+            1 for d in scenario.deliveries if (d.delivered_ms or 0) > now_ms
+        ),
         "leads": len(scenario.truth),
         "people": sum(1 for t in truth if t.alias_of is None),
         "expected_http": dict(sorted(scenario.expected_counts("any").items())),
@@ -75,6 +90,13 @@ def summary(scenario: Scenario) -> dict[str, Any]:
             "version": scenario.sla_version,
             "verdicts": scenario.verdict_counts(),
             "verdicts_final": scenario.verdict_counts(final=True),
+            "max_lateness_ms": scenario.max_lateness_ms,
+            "corrections": dict(sorted(
+                Counter(clause for _, clause in scenario.expected_corrections()).items()
+            )),
+            "overdue": dict(sorted(
+                Counter(c for t in truth for c, j in t.sla.items() if j.overdue).items()
+            )),
         },
     }
 
@@ -125,4 +147,18 @@ def verdicts_of(
         for row in leads
         if row.get("kind", "lead") == "lead" and (row.get("exact", True) or not exact_only)
         for clause, verdict in row.get(key, {}).items()
+    }
+
+
+def corrections_of(
+    leads: list[dict[str, Any]], *, exact_only: bool = False
+) -> dict[tuple[str, str], str]:
+    """(lead id, clause) → corrected verdict from the lead rows of a truth file (see
+    ``Scenario.expected_corrections``)."""
+    return {
+        (row["lead_id"], clause): judged["correction"]["verdict"]
+        for row in leads
+        if row.get("kind", "lead") == "lead" and (row.get("exact", True) or not exact_only)
+        for clause, judged in row.get("sla", {}).items()
+        if judged.get("correction")
     }
