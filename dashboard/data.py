@@ -279,11 +279,26 @@ def marketing(a: Archive, f: Filters, c: Commitments) -> dict[str, pl.DataFrame]
 
 
 def sales_verdicts(a: Archive, f: Filters) -> pl.LazyFrame:
+    """Each sales clause's verdict in force: the final one, or its latest correction
+    (``corrected``); overdue notices are ``overdue_now``'s."""
     lf = a.scan("SlaEvaluated", f).filter(
         (pl.col("party") == "SALES") & pl.col("lead_id").is_not_null()
+        & (pl.col("status").fill_null("FINAL") != "OVERDUE")
+    ).with_columns(pl.col("revision").fill_null(1)).sort("revision").unique(
+        subset=["lead_id", "clause"], keep="last", maintain_order=True,
     ).select("lead_id", key(), "clause", "verdict", "owner_id", "tier", "campaign_id", "deadline",
-             "met_at", "evaluated_at", "detail")
+             "met_at", "evaluated_at", "detail", corrected=pl.col("revision") > 1)
     return keep_leads(lf, a, f, campaign="campaign_id", owner="owner_id")
+
+
+def overdue_now(a: Archive, f: Filters) -> pl.DataFrame:
+    """Overdue notices with no final verdict yet: the reps to chase now."""
+    lf = a.scan("SlaEvaluated", f).filter(pl.col("lead_id").is_not_null())
+    notices = lf.filter(pl.col("status") == "OVERDUE")
+    finals = lf.filter(pl.col("status").fill_null("FINAL") != "OVERDUE").select(
+        "lead_id", "clause")
+    return notices.join(finals, on=["lead_id", "clause"], how="anti").select(
+        "lead_id", "clause", "owner_id", "deadline", "detail").sort("deadline").collect()
 
 
 def compliance(v: pl.DataFrame, teams: dict[str, str]) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -95,7 +95,8 @@ def lead_trace(a: Archive, lead_id: str) -> trace.State:
                                "clause": r["clause"], "verdict": r["verdict"],
                                "party": r["party"], "deadline": _ms(r["deadline"]),
                                "met_at": _ms(r["met_at"]), "owner": r["owner_id"],
-                               "detail": r["detail"]}))
+                               "detail": r["detail"], "status": r.get("status"),
+                               "revision": r.get("revision")}))
     return state
 
 
@@ -110,6 +111,8 @@ def lead_timeline(a: Archive, lead_id: str) -> tuple[pl.DataFrame, dict[str, Any
         sla = ""
         if row["kind"] == trace.StepKind.SLA:
             sla = f"{d.get('clause')} {d.get('verdict')}"
+            if d.get("status") not in (None, "FINAL"):
+                sla += f" ({d['status']})"
         table.append({
             "step": row["kind"], "sla": sla,
             "event_time": row["occurred_at"], "observed": row["observed_at"],

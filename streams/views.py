@@ -58,6 +58,9 @@ def render_trace(body: dict[str, Any]) -> str:
         detail = dict(step.get("detail") or {})
         if step["kind"] == "SLA":  # a verdict beside the steps: say it plainly
             text = f"{detail.pop('clause', '')} {detail.pop('verdict', '')} "
+            status = detail.pop("status", "FINAL")
+            if status != "FINAL" or detail.pop("revision", 1) != 1:
+                text += f"({status}) "
             for key in ("deadline", "met_at"):
                 if detail.get(key) is not None:
                     detail[key] = _ts(detail[key])

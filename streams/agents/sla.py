@@ -84,6 +84,17 @@ class SlaIndex:
     def current(self, partition: int) -> int | None:
         return self.clock.current(partition)
 
+    def checked(self, partition: int, wall_ms: int) -> int | None:
+        """The clock with the lag check (``current`` is the tick's, cheap but older)."""
+        lag = lagging(self.app.consumer, INPUTS, partition, self._done_offset)
+        return self.clock.now(partition, lag, wall_ms)
+
+    def forget_clocks(self) -> None:
+        """At a revoke: a clock carried across a rebalance may be ahead of records the new
+        assignment has not read yet, so every clock is rebuilt from what is read next."""
+        self.clock.reset()
+        self._done_offset.clear()
+
     def forget_assignment(self) -> None:
         """Rebuild the index from the table at the next tick (after a rebalance: deadlines
         taken off the heaps by an interrupted tick come back with their leads' states)."""
@@ -169,5 +180,6 @@ def register_timer(
     async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
         # Send what was judged on these partitions before their next owner recovers them.
         index.forget_assignment()
+        index.forget_clocks()
         await flush()
         await app.producer.flush()

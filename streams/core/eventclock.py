@@ -8,7 +8,10 @@ partition once they are all caught up. Replaying history therefore gives the sam
 as the live run: the clock only moves with the events themselves.
 
 A quiet system still has to notice a rep who never calls: once a partition has had no
-events for ``idle_ms`` of wall time and nothing is unread, the clock follows the wall clock.
+events for ``idle_ms`` of wall time and nothing is unread, its clock runs on from the latest
+event time read, at the pace of the wall clock. Live, that is the wall clock less the last
+event's delivery delay; in a compressed replay of the past it stays in the replayed past
+instead of jumping to today (which judged every later deadline at once).
 
 The clock is never ahead of the wall clock: intake accepts events dated up to a day ahead
 (CRM clocks drift), and one of them must not judge every deadline of its partition early.
@@ -49,7 +52,9 @@ class EventClock:
             clock = max(marks.values(), default=None)
             idle = wall_ms - self._last_wall.get(partition, wall_ms - self.idle_ms)
             if not lagging and idle >= self.idle_ms:
-                clock = wall_ms if clock is None else max(clock, wall_ms)
+                # Time passes at the pace of the wall clock from the last event read, not
+                # *to* the wall clock: a replay of last week stays in last week.
+                clock = wall_ms if clock is None else clock + idle
         if clock is not None and clock > wall_ms:
             clock = wall_ms
         previous = self._now.get(partition)
@@ -70,3 +75,7 @@ class EventClock:
             self._marks.pop(p, None)
             self._last_wall.pop(p, None)
             self._now.pop(p, None)
+
+    def reset(self) -> None:
+        """Forget every partition (after a revoke)."""
+        self.forget([*self._marks, *self._now])

@@ -11,10 +11,9 @@ the same events with the same ids, and consumers drop repeats.
 
 SLA verdicts are not kept as live clocks that each event nudges. They are recomputed from
 the facts in the state — when the lead was routed, its touches, its status changes — folded
-in event-time order up to the partition's clock (``sla.due`` before every fact, so a
-deadline that passed before a fact is judged as it would have been live). That makes them
-independent of arrival order; ``sla_done`` makes each clause final the first time it is
-judged, so it is emitted exactly once.
+in event-time order up to the partition's clock, which makes them independent of arrival
+order. ``core.sla_lifecycle`` turns them into overdue notices, one final verdict per clause
+(``sla_done``) and explicit corrections.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from typing import Any, Protocol
 
 from streams import topics
 from streams.core import features as feats
-from streams.core import feedback, lifecycle, monthly, sla, trace
+from streams.core import feedback, lifecycle, monthly, sla, sla_lifecycle, trace
 from streams.core.contract import event_uuid5, to_ms
 from streams.core.routing import RoutingConfig
 from streams.core.scoring import Score, ScoringPolicy
@@ -121,7 +120,9 @@ def on_event(
         example = feedback.example_of(state, p.labels)
         if example is not None:
             sends.append((topics.EXAMPLES, state["lead_id"], feedback.record_of(example)))
-    sends += on_clock(p, state, clock_ms, now_ms=now_ms)
+    cause = ((at, record["event_id"], None, record.get("source_system"))
+             if kind in ("touch", "status") else None)
+    sends += on_clock(p, state, clock_ms, now_ms=now_ms, cause=cause)
     return sends
 
 
@@ -319,49 +320,15 @@ def _after_status(state: State, at: int, corr: str | None) -> list[Send]:
     return sends
 
 
-def on_clock(p: Policies, state: State, clock_ms: int | None, *, now_ms: int) -> list[Send]:
-    """Judge the lead's SLA clauses up to event time ``clock_ms``; send the new verdicts."""
+def on_clock(p: Policies, state: State, clock_ms: int | None, *, now_ms: int,
+             cause: sla_lifecycle.Fact | None = None) -> list[Send]:
+    """Judge the lead's SLA clauses up to event time ``clock_ms``; send the new verdicts
+    (overdue notices, final verdicts, corrections: ``core.sla_lifecycle``)."""
     routed = state.get("routed")
     if not routed:
         return []
-    features = state.get("features") or {}
-    sla_state, verdicts = sla.route_clocks(
-        p.contract, None, tier=routed["tier"], owner=routed["owner"],
-        campaign_id=features.get("campaign_id"), region=features.get("region"),
-        routed_at=routed["at"],
-    )
-    facts: list[tuple[int, str, Any]] = [
-        (s["occurred_at"], s["event_id"], None)
-        for s in state["steps"]
-        if s["kind"] == trace.StepKind.TOUCH and s["occurred_at"] >= routed["at"]
-    ]
-    facts += [
-        (c["occurred_at"], c["event_id"], c)
-        for c in (state.get("lifecycle") or {}).get("changes", ())
-        if not c.get("system") and c["occurred_at"] >= routed["at"]
-    ]
-    facts.sort(key=lambda f: (f[0], f[1]))
-    ahead = None  # the first fact the clock has not reached: judged when it does
-    for at, _, change in facts:
-        if clock_ms is not None and at > clock_ms:
-            ahead = at
-            break
-        sla_state, due = sla.due(p.contract, sla_state, at)
-        verdicts += due
-        if change is None:
-            sla_state, got = sla.on_touch(p.contract, sla_state, at)
-        else:
-            sla_state, got = sla.on_status(
-                p.contract, sla_state, at, change["to"],
-                has_reason=bool(change.get("reason")), has_notes=bool(change.get("notes")),
-            )
-        verdicts += got
-    if clock_ms is not None:
-        sla_state, due = sla.due(p.contract, sla_state, clock_ms)
-        verdicts += due
-    state["sla_next"] = min(
-        (t for t in (sla.next_due(p.contract, sla_state), ahead) if t is not None), default=None)
-    sends = _verdicts(p, state, verdicts, now_ms, None)
+    issues, state["sla_next"] = sla_lifecycle.judge(p.contract, state, clock_ms, cause=cause)
+    sends = _issue(p, state, issues, now_ms)
     if (
         p.contract.reassign_on_first_touch_breach
         and state["sla_done"].get(sla.FIRST_TOUCH) == "BREACHED"
@@ -382,25 +349,49 @@ def on_clock(p: Policies, state: State, clock_ms: int | None, *, now_ms: int) ->
 def _verdicts(
     p: Policies, state: State, verdicts: list[sla.Verdict], now_ms: int, corr: str | None
 ) -> list[Send]:
+    """Verdicts final at once (CONTEXT_COMPLETE): each clause once."""
     done: dict[str, str] = state.setdefault("sla_done", {})
+    issues = []
+    for v in verdicts:
+        if v.clause not in done:
+            done[v.clause] = v.verdict
+            state.setdefault("sla_rev", {})[v.clause] = 1
+            issues.append(sla_lifecycle.Issue(v, sla_lifecycle.FINAL, 1))
+    return _issue(p, state, issues, now_ms, corr)
+
+
+def verdict_id(lead_id: str, clause: str, status: str, revision: int) -> str:
+    """A revision's event id; revision 1 keeps the id verdicts had before revisions."""
+    if status == sla_lifecycle.OVERDUE:
+        return derived_id(lead_id, f"sla/{clause}/overdue")
+    return derived_id(lead_id, f"sla/{clause}" if revision == 1 else f"sla/{clause}/r{revision}")
+
+
+def _issue(p: Policies, state: State, issues: list[sla_lifecycle.Issue], now_ms: int,
+           corr: str | None = None) -> list[Send]:
     lead_id = state["lead_id"]
     sends: list[Send] = []
-    for v in verdicts:
-        if v.clause in done:
-            continue  # final the first time it is judged
-        done[v.clause] = v.verdict
-        what = f"sla/{v.clause}"
+    for i in issues:
+        v = i.verdict
+        event_id = verdict_id(lead_id, v.clause, i.status, i.revision)
+        supersedes = (verdict_id(lead_id, v.clause, sla_lifecycle.FINAL, i.revision - 1)
+                      if i.status == sla_lifecycle.CORRECTION else None)
         sends.append((topics.SLA, lead_id, {
-            "event_id": derived_id(lead_id, what), "lead_id": lead_id, "party": v.party,
+            "event_id": event_id, "lead_id": lead_id, "party": v.party,
             "clause": v.clause, "verdict": v.verdict, "deadline": v.deadline,
             "met_at": v.met_at, "evaluated_at": v.evaluated_at, "owner_id": v.owner_id,
             "tier": v.tier, "campaign_id": v.campaign_id,
             "contract_version": p.contract.version, "detail": v.detail,
             "occurred_at": now_ms, "correlation_id": corr,
+            "status": i.status, "revision": i.revision, "verdict_key": f"{lead_id}/{v.clause}",
+            "supersedes": supersedes, "late_source": i.late_source, "late_by_ms": i.late_by_ms,
         }))
+        what = ("sla/" + v.clause + ("/overdue" if i.status == sla_lifecycle.OVERDUE else "")
+                + (f"/r{i.revision}" if i.revision > 1 else ""))
         _step(state, trace.StepKind.SLA, what, v.evaluated_at, now_ms, {
             "clause": v.clause, "verdict": v.verdict, "party": v.party,
             "deadline": v.deadline, "met_at": v.met_at, "owner": v.owner_id,
-            "detail": v.detail,
+            "detail": v.detail, "status": i.status, "revision": i.revision,
+            "late_source": i.late_source, "late_by_ms": i.late_by_ms,
         }, corr)
     return sends

@@ -74,6 +74,10 @@ TERMINAL = frozenset({"DISQUALIFIED", "CLOSED_WON", "CLOSED_LOST"})
 DEFAULT_VERSION = "2026-11"
 _HOUR = 3600 * 1000
 _DAY = 24 * _HOUR
+# Ordinary delivery delays: CRM webhooks mostly land within seconds and their first retries
+# within minutes; an hour covers that tail. Longer outages (HubSpot and Salesforce retry for
+# 24 h, Close for 72 h) end in an explicit correction rather than holding every verdict a day.
+DEFAULT_LATENESS_MS = {"default": _HOUR, "api": _HOUR, "crm-webhook": _HOUR, "import": 0}
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ _SCALARS = (
     ("marketing", "settle", "settle_ms", "duration"),
 )
 _KNOWN = {
-    "": {"version", "grace", "sales", "marketing", "calendar"},
+    "": {"version", "grace", "lateness", "sales", "marketing", "calendar"},
     "sales": {key for table, key, _, _ in _SCALARS if table == "sales"} | {"first_touch"},
     "marketing": {key for table, key, _, _ in _SCALARS if table == "marketing"},
 }
@@ -153,6 +157,16 @@ def _calendars(section: Any) -> dict[str, Calendar]:
     return calendars
 
 
+def _lateness(section: Any) -> dict[str, int]:
+    """Defaults, overridden source by source."""
+    if not isinstance(section, Mapping):
+        raise ValueError(f"sla.lateness must be a table source = duration, got {section!r}")
+    out = dict(DEFAULT_LATENESS_MS)
+    for source, text in section.items():
+        out[str(source)] = _value(text, "duration", f"sla.lateness.{source}")
+    return out
+
+
 @dataclass(frozen=True)
 class Contract:
     """The SLA in force. Durations are milliseconds; mappings are read-only by convention."""
@@ -174,6 +188,20 @@ class Contract:
     calendars: Mapping[str, Calendar] = field(
         default_factory=lambda: {"default": Calendar()}, hash=False
     )
+    # Per source system: how late its events may arrive and still count before a breach is
+    # final. "default" covers Kafka producers and any source not named.
+    lateness_ms: Mapping[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_LATENESS_MS), hash=False
+    )
+
+    @property
+    def max_lateness_ms(self) -> int:
+        """How long after deadline + grace a breach becomes final: the longest lateness of
+        any source that can meet a clause (history from ``import`` is never judged)."""
+        return max((ms for src, ms in self.lateness_ms.items() if src != "import"), default=0)
+
+    def lateness_for(self, source: str | None) -> int:
+        return self.lateness_ms.get(source or "default", self.lateness_ms.get("default", 0))
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> Contract:
@@ -208,7 +236,7 @@ class Contract:
             first_touch[str(tier)] = _value(text, "period", f"sla.sales.first_touch.{tier}")
         calendars = _calendars(section.get("calendar", {}))
         return cls(version=version.strip(), first_touch_ms=first_touch, calendars=calendars,
-                   **values)
+                   lateness_ms=_lateness(section.get("lateness", {})), **values)
 
     def calendar_for(self, region: str | None) -> Calendar:
         """The business calendar of a lead's region ("default" for any other region)."""

@@ -332,7 +332,8 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "system_ms": waits["system"],
         "human_ms": waits["human"],
         "sla": [
-            {k: r["detail"].get(k) for k in ("clause", "verdict", "party", "deadline", "met_at")}
+            {k: r["detail"].get(k) for k in ("clause", "verdict", "party", "deadline", "met_at",
+                                              "status", "revision")}
             for r in rows if r["kind"] == StepKind.SLA
         ],
     }

@@ -26,13 +26,26 @@ def test_backlog_holds_the_clock_at_the_slowest_input_that_can_meet_a_clause():
     assert c.now(0, lagging={STATUS}, wall_ms=W + 1) == 5_000
 
 
-def test_caught_up_uses_the_latest_event_and_idle_follows_the_wall_clock():
+def test_caught_up_uses_the_latest_event_and_idle_runs_on_at_the_wall_clocks_pace():
     c = clock()
     c.observe(LEAD, 0, 9_000, wall_ms=W)
     c.observe(TOUCH, 0, 3_000, wall_ms=W)
     assert c.now(0, lagging=set(), wall_ms=W + 100) == 9_000
     assert c.now(0, lagging={LEAD}, wall_ms=W + 50_000) == 9_000  # not idle while unread records
-    assert c.now(0, lagging=set(), wall_ms=W + 50_000) == W + 50_000
+    # Idle 50 s of wall time: 50 s after the latest event read, not today's wall clock.
+    assert c.now(0, lagging=set(), wall_ms=W + 50_000) == 9_000 + 50_000
+
+
+def test_a_compressed_replay_of_the_past_is_never_judged_by_todays_wall_clock():
+    c = clock()
+    today = 1_796_000_000_000
+    week_ago = today - 7 * 86_400_000
+    c.observe(LEAD, 0, week_ago, wall_ms=today)
+    for quiet in (10_000, 60_000, 600_000):
+        assert c.now(0, lagging=set(), wall_ms=today + quiet) == week_ago + quiet
+    # A live system with no events at all still follows the wall clock (a rep never calls).
+    fresh = clock()
+    assert fresh.now(3, lagging=set(), wall_ms=W) == W
 
 
 def test_partitions_are_independent_and_forgotten():

@@ -69,8 +69,9 @@ def routed(sends: list[handoff.Send], owner: str | None = "rep-amy") -> dict[str
             "tier": request["tier"], "occurred_at": request["occurred_at"]}
 
 
-def verdicts(sends: list[handoff.Send]) -> dict[str, str]:
-    return {r["clause"]: r["verdict"] for s, _, r in sends if s is topics.SLA}
+def verdicts(sends: list[handoff.Send], status: str = "FINAL") -> dict[str, str]:
+    return {r["clause"]: r["verdict"] for s, _, r in sends
+            if s is topics.SLA and r["status"] == status}
 
 
 def test_a_sales_ready_lead_is_scored_handed_over_once_and_routed(p):
@@ -115,11 +116,34 @@ def test_a_deadline_passes_only_when_the_clock_does_and_is_judged_once(p):
     state, _ = feed(p, state, "routed", routed(sends), T0)
     deadline = state["sla_next"]
     assert deadline is not None
-    assert verdicts(handoff.on_clock(p, state, deadline - 1, now_ms=0)) == {}
-    assert verdicts(handoff.on_clock(p, state, deadline + 1, now_ms=0))["FIRST_TOUCH"] == (
-        "BREACHED"
-    )
-    assert verdicts(handoff.on_clock(p, state, deadline + HOUR, now_ms=0)) == {}
+    assert handoff.on_clock(p, state, deadline - 1, now_ms=0) == []
+    # Overdue at once, final once the allowed lateness has passed too, then nothing more.
+    sends = handoff.on_clock(p, state, deadline, now_ms=0)
+    assert verdicts(sends, "OVERDUE") == {"FIRST_TOUCH": "BREACHED"} and verdicts(sends) == {}
+    final = state["sla_next"]
+    assert final == deadline + p.contract.max_lateness_ms
+    assert handoff.on_clock(p, state, final - 1, now_ms=0) == []
+    assert verdicts(handoff.on_clock(p, state, final, now_ms=0)) == {"FIRST_TOUCH": "BREACHED"}
+    assert handoff.on_clock(p, state, final + HOUR, now_ms=0) == []
+
+
+def test_a_touch_late_beyond_the_lateness_corrects_the_final_verdict(p):
+    state, sends = feed(p, None, "lead", lead(), None)
+    lead_id = state["lead_id"]
+    state, _ = feed(p, state, "routed", routed(sends), T0)
+    deadline = state["sla_next"]
+    final = deadline + p.contract.max_lateness_ms
+    assert verdicts(handoff.on_clock(p, state, final, now_ms=0)) == {"FIRST_TOUCH": "BREACHED"}
+    # Made before the deadline, logged three hours later.
+    late = touch(lead_id, deadline - 2 * MIN)
+    state, sends = feed(p, state, "touch", late, deadline + 3 * HOUR)
+    (fix,) = [r for s, _, r in sends if s is topics.SLA]
+    assert (fix["status"], fix["verdict"], fix["revision"]) == ("CORRECTION", "MET", 2)
+    assert fix["supersedes"] == handoff.verdict_id(lead_id, "FIRST_TOUCH", "FINAL", 1)
+    assert fix["late_source"] == "crm" and fix["late_by_ms"] == 3 * HOUR + 2 * MIN
+    assert fix["verdict_key"] == f"{lead_id}/FIRST_TOUCH"
+    assert state["sla_done"]["FIRST_TOUCH"] == "MET" and state["sla_rev"]["FIRST_TOUCH"] == 2
+    assert feed(p, state, "touch", late, deadline + 4 * HOUR)[1] == []  # a repeat: nothing
 
 
 def test_a_status_change_ahead_of_the_clock_is_judged_when_the_clock_reaches_it(p):
@@ -135,7 +159,9 @@ def test_a_status_change_ahead_of_the_clock_is_judged_when_the_clock_reaches_it(
     state, sends = feed(p, state, "routed", route, dq_at - HOUR)
     assert "DISQUALIFICATION_REASON" not in verdicts(sends)  # the clock is not there yet
     assert state["sla_next"] is not None and state["sla_next"] <= dq_at
-    sends = handoff.on_clock(p, state, state["sla_next"], now_ms=0)
+    sends = []
+    while state["sla_next"] is not None and state["sla_next"] <= dq_at:  # overdue, final
+        sends = handoff.on_clock(p, state, state["sla_next"], now_ms=0)
     assert verdicts(sends).get("DISQUALIFICATION_REASON") == "MET"
 
 
