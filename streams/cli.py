@@ -79,17 +79,29 @@ def worker() -> None:
 @click.option("--exit-after", type=float, default=None, help="Stop after SECONDS and summarise.")
 @click.option("--leads", type=int, default=300, show_default=True, help="Simulated leads.")
 @click.option("--seed", type=int, default=7, show_default=True)
-def up(demo: bool, exit_after: float | None, leads: int, seed: int) -> None:
-    """Start everything: embedded broker (unless LEADFLOW_BROKER_URL), worker, API.
+@click.option("--dashboard-port", type=click.IntRange(1, 65535), default=None,
+              help="The dashboard's port (default LEADFLOW_DASHBOARD_PORT, "
+                   f"{Settings.dashboard_port}).")
+@click.option("--web-port", type=click.IntRange(1, 65535), default=None,
+              help=f"The API's port (default LEADFLOW_WEB_PORT, {Settings.web_port}).")
+@click.option("--broker-port", type=click.IntRange(1, 65535), default=None,
+              help="The embedded broker's port (default LEADFLOW_BROKER_PORT, "
+                   f"{Settings.broker_port}; unused with LEADFLOW_BROKER_URL).")
+def up(demo: bool, exit_after: float | None, leads: int, seed: int, dashboard_port: int | None,
+       web_port: int | None, broker_port: int | None) -> None:
+    """Start everything: embedded broker (unless LEADFLOW_BROKER_URL), worker, API, dashboard.
 
     \b
     Examples:
       leadflow up --demo
       leadflow up --demo --exit-after 60
+      leadflow up --dashboard-port 8502 --web-port 8081 --broker-port 9093
     """
     from streams.up import run_up
 
-    sys.exit(run_up(Settings.load(), demo=demo, exit_after=exit_after, leads=leads, seed=seed))
+    ports = {"dashboard_port": dashboard_port, "web_port": web_port, "broker_port": broker_port}
+    settings = Settings.load().replace(**{k: v for k, v in ports.items() if v is not None})
+    sys.exit(run_up(settings, demo=demo, exit_after=exit_after, leads=leads, seed=seed))
 
 
 @main.command()

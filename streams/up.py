@@ -8,6 +8,7 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +18,7 @@ from typing import Any
 
 from streams import topics
 from streams.broker import _die_with_parent, broker_for, stop_process
-from streams.settings import Settings
+from streams.settings import ENV_PREFIX, Settings
 from streams.views import get_json
 
 
@@ -50,9 +51,51 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+# The ports `leadflow up` opens: (setting, what listens there, its flag).
+PORTS = (("broker_port", "the embedded broker", "--broker-port"),
+         ("web_port", "the API", "--web-port"),
+         ("dashboard_port", "the dashboard", "--dashboard-port"))
+
+
+def port_env(settings: Settings) -> dict[str, str]:
+    """The ports in force as LEADFLOW_* variables, for the child processes (the worker and
+    the dashboard load their settings from the environment): a flag reaches them too."""
+    return {ENV_PREFIX + name.upper(): str(getattr(settings, name)) for name, _, _ in PORTS}
+
+
+def port_problem(settings: Settings) -> str | None:
+    """Why a port `up` is about to open cannot be, naming the flag that moves it; or None.
+    Checked before anything starts, so the answer is a sentence, not a child's traceback."""
+    hosts = {"broker_port": "127.0.0.1", "web_port": settings.web_host,
+             "dashboard_port": settings.dashboard_host}
+    seen: dict[int, str] = {}
+    for name, what, flag in PORTS:
+        if name == "broker_port" and not settings.embedded:
+            continue  # an external Kafka (LEADFLOW_BROKER_URL): no broker of ours
+        port = getattr(settings, name)
+        if port in seen:
+            return (f"PORT_IN_USE: {what} and {seen[port]} would both listen on port {port}; "
+                    f"give one another port with {flag} N")
+        seen[port] = what
+        with socket.socket() as probe:
+            # As the servers bind: a port left in TIME_WAIT is free, a listening one is not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((hosts[name], port))
+            except OSError as exc:
+                return (f"PORT_IN_USE: port {port} for {what} is taken on {hosts[name]} "
+                        f"({exc.strerror}); choose another with {flag} N (or "
+                        f"{ENV_PREFIX}{name.upper()})")
+    return None
+
+
 def run_up(
     settings: Settings, *, demo: bool, exit_after: float | None, leads: int, seed: int
 ) -> int:
+    problem = port_problem(settings)
+    if problem is not None:
+        print(f"leadflow up: {problem}", file=sys.stderr)
+        return 2
     # SIGTERM (a service manager, `kill`) stops everything like Ctrl-C; SIGINT is set too,
     # because a shell starting us in the background would have us ignore it.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -65,7 +108,7 @@ def run_up(
         settings = settings.replace(webhook_secrets=(secret,))
         env["LEADFLOW_WEBHOOK_SECRETS"] = secret
     with broker_for(settings) as s:
-        env["LEADFLOW_BROKER_PORT"] = str(s.broker_port)
+        env.update(port_env(s))
         base = f"http://{s.web_host}:{s.web_port}"
         log = s.data_path / "worker.log"
         worker = subprocess.Popen(
@@ -80,7 +123,9 @@ def run_up(
             print(f"API      {base}   (OpenAPI: {base}/v1/openapi.json)")
             print(f"worker   log in {log}")
             dashboard = _start_dashboard(s, env)
-            print("trace    leadflow trace LEAD_ID")
+            # A plain `leadflow trace` asks the API where LEADFLOW_WEB_PORT says, not --web-port.
+            away = s.web_port != Settings.load().web_port
+            print("trace    leadflow trace LEAD_ID" + (f" --url {base}" if away else ""))
             sim = _start_demo(s, base, leads, seed, exit_after) if demo else None
             print("running; Ctrl-C stops everything" if exit_after is None
                   else f"running for {exit_after:.0f}s")
