@@ -211,14 +211,18 @@ def bench(target: str, events: int, rate: float, seconds: float, kind: str, lead
 @click.option("--wall-seconds", type=float, default=60.0, show_default=True,
               help="Real time the replay takes (0: as fast as possible).")
 @click.option("--bad-share", type=float, default=0.05, show_default=True)
+@click.option("--delays", type=click.Choice(["none", "realistic", "heavy"]), default="realistic",
+              show_default=True,
+              help="How late sources deliver: realistic has CRM webhooks seconds, some minutes"
+                   " and a few hours late; heavy 20% minutes and 2% hours late.")
 @click.option("--via", type=click.Choice(["http", "kafka"]), default="http", show_default=True)
 @click.option("--url", default=None, help="API base URL for --via http.")
 @click.option("--rate", type=float, default=None, help="Cap on events/s.")
 @click.option("--truth", type=click.Path(dir_okay=False), default=None,
               help="Where to write the hidden truth (default DATA_DIR/truth.jsonl).")
 def simulate(
-    leads: int, seed: int, days: float, wall_seconds: float, bad_share: float, via: str,
-    url: str | None, rate: float | None, truth: str | None,
+    leads: int, seed: int, days: float, wall_seconds: float, bad_share: float, delays: str,
+    via: str, url: str | None, rate: float | None, truth: str | None,
 ) -> None:
     """Replay a realistic synthetic funnel (seeded) into a running leadflow.
 
@@ -226,6 +230,7 @@ def simulate(
     Examples:
       leadflow simulate --leads 500 --wall-seconds 30
       leadflow simulate --via kafka --wall-seconds 0 --leads 5000
+      leadflow simulate --delays heavy
     """
     from streams.app import make_registry
     from streams.codec import Codec
@@ -233,7 +238,7 @@ def simulate(
 
     settings = Settings.load()
     scenario = generate(seed, leads=leads, days=days, bad_share=bad_share,
-                        wall_seconds=wall_seconds)
+                        wall_seconds=wall_seconds, delays=delays)
     truth_path = truth or str(settings.data_path / "truth.jsonl")
     settings.data_path.mkdir(parents=True, exist_ok=True)
     write_truth(scenario, truth_path)
