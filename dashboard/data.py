@@ -411,5 +411,8 @@ def revops(a: Archive, f: Filters) -> dict[str, pl.DataFrame]:
     by_owner, by_team = compliance(v, a.teams)
     return {
         "by_owner": by_owner, "by_team": by_team, "open": open_breaches(v, touch_df, status_df),
+        "overdue": overdue_now(a, f),
+        "corrections": v.filter(pl.col("corrected")).select(
+            "lead_id", "clause", "verdict", "owner_id", "deadline", "detail"),
         "touch_stats": stats, "touch_hist": hist, "stages": stage_times(paths),
     }

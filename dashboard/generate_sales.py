@@ -286,6 +286,9 @@ def _verdict_frame(rng: np.random.Generator, v: pl.DataFrame) -> pl.DataFrame:
         owner_id="owner_id", tier="tier", campaign_id="campaign_id",
         contract_version=pl.lit(CONTRACT), detail="detail",
         occurred_at=synth.ms_to_dt(pl.col("at") + lag), correlation_id=pl.lit(None, pl.String),
+        status=pl.lit("FINAL"), revision=pl.lit(1, pl.Int32),
+        verdict_key=pl.format("{}/{}", "lead_id", "clause"), supersedes=pl.lit(None, pl.String),
+        late_source=pl.lit(None, pl.String), late_by_ms=pl.lit(None, pl.Int64),
     )
     return synth.envelope(df, "SlaEvaluated", observed_ms=pl.col("occurred_at").dt.epoch("ms"))
 

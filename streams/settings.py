@@ -79,6 +79,13 @@ class Settings:
     # partition's event-time clock follows the wall clock (a quiet night still breaches).
     sla_tick_s: float = 1.0
     sla_idle_s: float = 10.0
+    # How fast an idle partition's clock runs on from its latest event, in event time per
+    # wall time (capped at the wall clock). 1: a replay of the past stays in the past; a large
+    # value makes the clock jump to now, judging every deadline a finished history left open.
+    sla_idle_pace: float = 1.0
+    # A breach is final once the clock has been past deadline + grace + lateness for this
+    # much wall time: events already sent are still in flight between hops and topics.
+    sla_settle_s: float = 3.0
     # Owner notifications: every routing decision POSTed here, signed like inbound webhooks
     # with notify_secret, retried with doubling waits, dead-lettered after the last attempt.
     notify_url: str = ""

@@ -44,7 +44,14 @@ class Stats:
         """Count a decision the handoff sends (``spec`` is its TopicSpec)."""
         name = spec.name
         if name == "sla.evaluated":
-            self.sla[f"{record['clause']}/{record['verdict']}"] += 1
+            clause, status = record["clause"], record.get("status", "FINAL")
+            if status == "OVERDUE":
+                self.sla[f"{clause}/OVERDUE"] += 1
+                return
+            if status == "CORRECTION":  # the counts hold each clause's latest verdict
+                self.sla[f"{clause}/CORRECTION"] += 1
+                self.sla[f"{clause}/{'MET' if record['verdict'] != 'MET' else 'BREACHED'}"] -= 1
+            self.sla[f"{clause}/{record['verdict']}"] += 1
         elif name == "leadflow.routing":
             self.handoff[{"ROUTE": "mql"}.get(record["action"], record["action"].lower())] += 1
         elif name == "leads.routed":

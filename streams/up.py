@@ -17,6 +17,7 @@ from collections import Counter
 from typing import Any
 
 from streams import topics
+from streams.archive import layout
 from streams.broker import _die_with_parent, broker_for, stop_process
 from streams.settings import ENV_PREFIX, Settings
 from streams.views import get_json
@@ -139,7 +140,7 @@ def run_up(
                 return 0
             if sim is not None:
                 sim.join(timeout=30)
-            return _summary(base, sim)
+            return _summary(base, sim, layout.archive_root(s))
         finally:
             for proc, wait in ((dashboard, 10), (worker, 30)):
                 if proc is not None:
@@ -193,7 +194,7 @@ def _start_demo(
     return demo
 
 
-def _summary(base: str, demo: _Demo | None) -> int:
+def _summary(base: str, demo: _Demo | None, archive_root: Any = None) -> int:
     stats = _wait_drained(base)
     dead = stats["dead_letters"]
     print("\nsummary")
@@ -211,7 +212,9 @@ def _summary(base: str, demo: _Demo | None) -> int:
     sla = stats["sla"]
     for clause in sorted({k.split("/")[0] for k in sla}):
         print(f"  SLA {clause:24} met {sla.get(clause + '/MET', 0):6}  "
-              f"breached {sla.get(clause + '/BREACHED', 0):6}")
+              f"breached {sla.get(clause + '/BREACHED', 0):6}  "
+              f"(overdue notices {sla.get(clause + '/OVERDUE', 0)}, "
+              f"corrections {sla.get(clause + '/CORRECTION', 0)})")
     if demo is None:
         return 0
     if demo.error is not None or demo.scenario is None:
@@ -235,4 +238,20 @@ def _summary(base: str, demo: _Demo | None) -> int:
     ):
         ok &= got == n
         print(f"  expected {what:17} {n:6}  got {got:6}  {'ok' if got == n else 'MISMATCH'}")
-    return 0 if ok else 1
+    return 0 if _verdict_check(demo, archive_root) and ok else 1
+
+
+def _verdict_check(demo: _Demo, archive_root: Any) -> bool:
+    """The referee's own check: each lead's verdicts against the truth, clause by clause."""
+    from streams.simulate import agreement
+
+    time.sleep(3)  # the archive writes a row within archive_flush_s of its event
+    finals, corrections = agreement.archived_verdicts(archive_root)
+    rows = agreement.compare(demo.scenario.expected_verdicts(), finals)
+    print("\n".join(agreement.report_lines(rows)))
+    now_ms = int(demo.scenario.now.timestamp() * 1000)
+    want, got, right = agreement.compare_corrections(
+        demo.scenario.expected_corrections(known_by=now_ms), corrections)
+    print(f"  corrections    expected {want}, issued {got}, as the truth predicts {right}"
+          f"  {'ok' if got == right else 'MISMATCH'}")
+    return agreement.agrees(rows) and got == right

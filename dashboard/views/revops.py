@@ -50,10 +50,15 @@ def render(f: Filters) -> None:
     by_owner, by_team, open_ = q["by_owner"], q["by_team"], q["open"]
     st.subheader("SLA compliance")
     met, breached = int(by_owner["met"].sum()), int(by_owner["breached"].sum())
-    cols = st.columns(3)
+    overdue, corrections = q["overdue"], q["corrections"]
+    cols = st.columns(5)
     cols[0].metric("Sales verdicts met", f"{met / (met + breached):.1%}" if met + breached else "–")
-    cols[1].metric("Breaches", f"{breached:,}")
-    cols[2].metric("Open breaches now", f"{open_.height:,}")
+    cols[1].metric("Overdue now", f"{overdue.height:,}",
+                   help="Deadline passed, nothing read meets it, not final yet")
+    cols[2].metric("Final breaches", f"{breached:,}")
+    cols[3].metric("Corrections", f"{corrections.height:,}",
+                   help="Final verdicts later evidence changed (a touch logged late)")
+    cols[4].metric("Open breaches now", f"{open_.height:,}")
     first_touch = by_owner.filter(pl.col("clause") == "FIRST_TOUCH")
     left, right = st.columns(2)
     left.markdown("**First-touch compliance by owner**")
@@ -64,6 +69,15 @@ def render(f: Filters) -> None:
                     column_config={"met_rate": st.column_config.NumberColumn(format="percent")})
     with st.expander("By owner and clause"):
         st.dataframe(by_owner, hide_index=True)
+
+    st.subheader("Overdue now")
+    st.caption("Deadline passed with nothing that meets it yet; the verdict is final once the "
+               "sources' allowed lateness has passed. Chase these reps now.")
+    st.dataframe(overdue.head(200), hide_index=True)
+    if corrections.height:
+        st.subheader("Corrections")
+        st.caption("Final verdicts superseded by evidence that arrived later than allowed.")
+        st.dataframe(corrections.head(200), hide_index=True)
 
     st.subheader("Open breaches now")
     st.caption("Breached, nothing done since, lead not closed; overdue counted to the "

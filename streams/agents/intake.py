@@ -36,7 +36,9 @@ def register(app: Any) -> None:
     skew = timedelta(seconds=settings.max_clock_skew_s)
     retention_ms = int(settings.dedup_retention_days * DAY_MS)
     codec, stats = app.codec, app.stats
-    index = SlaIndex(app, idle_ms=int(settings.sla_idle_s * 1000), report=stats.clocks)
+    index = SlaIndex(app, idle_ms=int(settings.sla_idle_s * 1000), report=stats.clocks,
+                     settle_ms=int(settings.sla_settle_s * 1000),
+                     idle_pace=settings.sla_idle_pace)
 
     def dispatch(sends: list[handoff.Send], partition: int) -> None:
         """Stage what the handoff decided about a lead of ``partition`` (sent by ``flush``):
@@ -81,7 +83,8 @@ def register(app: Any) -> None:
                 state = table.get(lead_id) or trace.new_state(lead_id)
                 sends = handoff.on_event(
                     app.policies, state, "routed", record, now_ms=now_ms,
-                    clock_ms=index.current(msg.partition),
+                    clock_ms=index.checked(msg.partition, now_ms),
+                    settled_ms=index.settled(msg.partition),
                 )
                 store(lead_id, state, msg.partition)
                 dispatch(sends, msg.partition)
@@ -109,6 +112,7 @@ def register(app: Any) -> None:
         sends = handoff.on_event(
             app.policies, state, spec.kind, record, now_ms=now_ms,
             clock_ms=index.current(msg.partition), step=step,
+            settled_ms=index.settled(msg.partition),
         )
         store(lead_id, state, msg.partition)
         stats.accepted[spec.kind] += 1
@@ -150,7 +154,8 @@ def register(app: Any) -> None:
         state = table.get(lead_id)
         if state is None:
             return
-        sends = handoff.on_clock(app.policies, state, clock, now_ms=wall_ms)
+        sends = handoff.on_clock(app.policies, state, clock, now_ms=wall_ms,
+                                 settled_ms=index.settled(partition))
         store(lead_id, state, partition)
         dispatch(sends, partition)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,6 +25,7 @@ from streams.core.eventclock import EventClock
 # Inputs whose events can meet a clause: the clock waits for them while they lag.
 GATED = (topics.TOUCHES.name, topics.STATUS.name)
 INPUTS = tuple(t.name for t in topics.INBOUND)
+RECOVERED = "(table)"  # the event times a partition's recovered lead states reached
 YIELD_EVERY = 64  # leads judged between two yields to the event loop
 
 
@@ -57,10 +59,14 @@ def lagging(consumer: Any, names: Iterable[str], partition: int, done: dict[TP, 
 
 
 class SlaIndex:
-    def __init__(self, app: Any, idle_ms: int, report: dict[int, Any] | None = None) -> None:
+    def __init__(self, app: Any, idle_ms: int, report: dict[int, Any] | None = None,
+                 settle_ms: int = 0, idle_pace: float = 1.0) -> None:
         self.app = app
+        self.settle_ms = settle_ms
+        self._history: dict[int, deque[tuple[int, int]]] = {}  # (wall, clock) per tick
+        self._settled: dict[int, int] = {}
         self.report = {} if report is None else report  # served in /v1/stats
-        self.clock = EventClock(gated=GATED, idle_ms=idle_ms)
+        self.clock = EventClock(gated=GATED, idle_ms=idle_ms, idle_pace=idle_pace)
         self._heaps: dict[int, list[tuple[int, str]]] = {}
         self._due: dict[str, int] = {}
         self._done_offset: dict[TP, int] = {}
@@ -84,6 +90,21 @@ class SlaIndex:
     def current(self, partition: int) -> int | None:
         return self.clock.current(partition)
 
+    def settled(self, partition: int) -> int | None:
+        """The clock as it was ``settle_ms`` of wall time ago: every event the sources had
+        delivered by then has been read, whatever the skew between topics and hops."""
+        return self._settled.get(partition)
+
+    def _settle(self, partition: int, clock: int | None, wall_ms: int) -> None:
+        if clock is None:
+            return
+        history = self._history.setdefault(partition, deque())
+        history.append((wall_ms, clock))
+        while len(history) > 1 and history[1][0] <= wall_ms - self.settle_ms:
+            history.popleft()
+        if history[0][0] <= wall_ms - self.settle_ms:
+            self._settled[partition] = history[0][1]
+
     def checked(self, partition: int, wall_ms: int) -> int | None:
         """The clock with the lag check (``current`` is the tick's, cheap but older)."""
         lag = lagging(self.app.consumer, INPUTS, partition, self._done_offset)
@@ -94,6 +115,8 @@ class SlaIndex:
         assignment has not read yet, so every clock is rebuilt from what is read next."""
         self.clock.reset()
         self._done_offset.clear()
+        self._history.clear()
+        self._settled.clear()
 
     def forget_assignment(self) -> None:
         """Rebuild the index from the table at the next tick (after a rebalance: deadlines
@@ -114,14 +137,23 @@ class SlaIndex:
         self._reindex = False
         self.clock.forget(lost)
         for p in lost:
+            self._history.pop(p, None)
+            self._settled.pop(p, None)
             self.report.pop(p, None)
             for _, lead_id in self._heaps.pop(p, ()):
                 self._due.pop(lead_id, None)
         if gained:
+            wall_ms = int(time.time() * 1000)
             for lead_id, state in table.data.items():
                 p = partition_of(lead_id, partitions)
                 if p in gained and isinstance(state, dict):
                     self.index(lead_id, p, state)
+                    # The table's latest event time seeds the clock of a partition that gets
+                    # no new event: its deadlines still pass, at the wall clock's pace.
+                    steps = state.get("steps") or ()
+                    if steps:
+                        latest = max(s["occurred_at"] for s in steps)
+                        self.clock.observe(RECOVERED, p, latest, wall_ms)
         self._active = actives
 
     def due(
@@ -133,6 +165,7 @@ class SlaIndex:
         for p in sorted(self._active):
             lag = lagging(self.app.consumer, INPUTS, p, self._done_offset)
             clock = self.clock.now(p, lag, wall_ms)
+            self._settle(p, clock, wall_ms)
             heap = self._heaps.get(p)
             while heap:
                 due, lead_id = heap[0]

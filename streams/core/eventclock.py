@@ -24,9 +24,10 @@ from collections.abc import Iterable
 
 
 class EventClock:
-    def __init__(self, *, gated: Iterable[str], idle_ms: int) -> None:
+    def __init__(self, *, gated: Iterable[str], idle_ms: int, idle_pace: float = 1.0) -> None:
         self.gated = frozenset(gated)  # topics whose events can meet a clause
         self.idle_ms = idle_ms
+        self.idle_pace = idle_pace  # event ms per wall ms while idle (capped at the wall clock)
         self._marks: dict[int, dict[str, int]] = {}  # partition → topic → max event time
         self._last_wall: dict[int, int] = {}
         self._now: dict[int, int] = {}
@@ -54,7 +55,9 @@ class EventClock:
             if not lagging and idle >= self.idle_ms:
                 # Time passes at the pace of the wall clock from the last event read, not
                 # *to* the wall clock: a replay of last week stays in last week.
-                clock = wall_ms if clock is None else clock + idle
+                # With nothing read yet there is no pace to keep: a partition that has seen no
+                # event has no deadline either (a restarted worker seeds it from its table).
+                clock = None if clock is None else clock + int(idle * self.idle_pace)
         if clock is not None and clock > wall_ms:
             clock = wall_ms
         previous = self._now.get(partition)

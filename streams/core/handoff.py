@@ -69,6 +69,7 @@ def _step(state: State, kind: str, what: str, at: int, now_ms: int, detail: dict
 def on_event(
     p: Policies, state: State, kind: str, record: dict[str, Any], *, now_ms: int,
     clock_ms: int | None = None, step: trace.Step | None = None,
+    settled_ms: int | None = sla_lifecycle.SAME,
 ) -> list[Send]:
     """Apply a validated record of topic kind lead | activity | status | touch | routed
     (a LeadRouted) to ``state`` (already holding its trace ``step``); return what to send.
@@ -122,7 +123,7 @@ def on_event(
             sends.append((topics.EXAMPLES, state["lead_id"], feedback.record_of(example)))
     cause = ((at, record["event_id"], None, record.get("source_system"))
              if kind in ("touch", "status") else None)
-    sends += on_clock(p, state, clock_ms, now_ms=now_ms, cause=cause)
+    sends += on_clock(p, state, clock_ms, now_ms=now_ms, settled_ms=settled_ms, cause=cause)
     return sends
 
 
@@ -321,13 +322,15 @@ def _after_status(state: State, at: int, corr: str | None) -> list[Send]:
 
 
 def on_clock(p: Policies, state: State, clock_ms: int | None, *, now_ms: int,
+             settled_ms: int | None = sla_lifecycle.SAME,
              cause: sla_lifecycle.Fact | None = None) -> list[Send]:
     """Judge the lead's SLA clauses up to event time ``clock_ms``; send the new verdicts
     (overdue notices, final verdicts, corrections: ``core.sla_lifecycle``)."""
     routed = state.get("routed")
     if not routed:
         return []
-    issues, state["sla_next"] = sla_lifecycle.judge(p.contract, state, clock_ms, cause=cause)
+    issues, state["sla_next"] = sla_lifecycle.judge(
+        p.contract, state, clock_ms, settled_ms=settled_ms, cause=cause)
     sends = _issue(p, state, issues, now_ms)
     if (
         p.contract.reassign_on_first_touch_breach

@@ -99,11 +99,18 @@ def fold(contract: sla.Contract, routed: dict[str, Any], features: dict[str, Any
     return verdicts, state, ahead
 
 
+SAME = -1  # settled_ms: the clock itself (a pure caller with no processing skew)
+
+
 def judge(contract: sla.Contract, state: State, clock_ms: int | None, *,
-          cause: Fact | None = None) -> tuple[list[Issue], int | None]:
+          settled_ms: int | None = SAME, cause: Fact | None = None
+          ) -> tuple[list[Issue], int | None]:
     """What to send for the routed lead ``state`` at event time ``clock_ms`` (None: not
     known yet, so only what the facts alone decide), and when to look again (event time).
-    ``cause`` is the fact just read, named in a correction it causes."""
+    ``settled_ms`` is the clock as it was a few wall seconds ago: what every source had had
+    time to deliver, so a breach is final only once it is past deadline + grace + lateness
+    (None: not known, nothing becomes final). ``cause`` is the fact just read, named in a
+    correction it causes."""
     routed = state["routed"]
     features = state.get("features") or {}
     facts = facts_of(state, routed["at"])
@@ -112,7 +119,8 @@ def judge(contract: sla.Contract, state: State, clock_ms: int | None, *,
     noticed: dict[str, int] = state.setdefault("sla_overdue", {})
     known, open_now, ahead = fold(contract, routed, features, facts, clock_ms)
     lateness = contract.max_lateness_ms
-    horizon = None if clock_ms is None else clock_ms - lateness
+    settled = clock_ms if settled_ms == SAME else settled_ms
+    horizon = None if settled is None or clock_ms is None else min(settled, clock_ms) - lateness
     final: dict[str, sla.Verdict] = {}
     if horizon is not None and any(
         v.verdict == sla.BREACHED and v.clause not in done for v in known

@@ -197,15 +197,18 @@ class Scenario:
                 out[(t.lead_id, clause)] = verdict
         return out
 
-    def expected_corrections(self, *, exact_only: bool = False) -> dict[tuple[str, str], str]:
+    def expected_corrections(
+        self, *, exact_only: bool = False, known_by: int | None = None
+    ) -> dict[tuple[str, str], str]:
         """(lead id, clause) → the verdict a correction must supersede the final one with,
-        for the clauses late evidence changes after their final verdict."""
+        for the clauses late evidence changes after their final verdict (``known_by``: only
+        those known by that event time)."""
         return {
             (t.lead_id, clause): j.correction.verdict
             for t in self.truth.values()
             if t.exact or not exact_only
             for clause, j in t.sla.items()
-            if j.correction is not None
+            if j.correction is not None and (known_by is None or j.correction.known_at <= known_by)
         }
 
     def verdict_counts(self, final: bool = False) -> dict[str, dict[str, int]]:

@@ -83,7 +83,8 @@ def test_a_first_touch_breach_reassigns_the_lead_when_the_contract_says_so(
     config.write_text(text.replace("reassign_on_first_touch_breach = false",
                                    "reassign_on_first_touch_breach = true"))
     worker = start_worker(broker, tmp_path / "w", LEADFLOW_CONFIG=str(config),
-                          LEADFLOW_SLA_IDLE_S="1", LEADFLOW_SLA_TICK_S="0.2")
+                          LEADFLOW_SLA_IDLE_S="1", LEADFLOW_SLA_TICK_S="0.2",
+                          LEADFLOW_SLA_IDLE_PACE="1e9", LEADFLOW_SLA_SETTLE_S="0.5")
     try:
         lead_id = str(uuid.uuid4())
         lead = json.loads(example("lead-captured.json"))
