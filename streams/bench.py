@@ -7,7 +7,8 @@
 4. Latency: new sales-ready leads POSTed at a fixed rate; HTTP-to-trace = when the capture
    step was written to the trace (its observed_at) minus when the request was sent, and
    captured-to-routed = when the router produced the lead's LeadRouted (the record's
-   timestamp on leads.routed) minus when the request was sent.
+   timestamp on leads.routed) minus when the request was sent; beside it, from a deadline
+   passing to its overdue notice (``bench_overdue``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from streams import topics
+from streams import bench_overdue, policies, topics
 from streams.broker import EmbeddedBroker, free_port
 from streams.settings import Settings
 from streams.views import get_json
@@ -46,6 +47,8 @@ class Result:
     routed_p99_ms: float
     ack_p50_ms: float
     ack_p99_ms: float
+    overdue_p50_ms: float = 0.0
+    overdue_p99_ms: float = 0.0
     steal: float | None = None  # share of CPU time the hypervisor took during the run
 
     @property
@@ -68,6 +71,9 @@ class Result:
             ("HTTP 202 (broker acknowledged) p50", f"{self.ack_p50_ms:.1f} ms"),
             ("HTTP 202 (broker acknowledged) p99", f"{self.ack_p99_ms:.1f} ms"),
             ("HTTP requests", f"{self.http_sent:,}"),
+            ("deadline passed to overdue notice p50", f"{self.overdue_p50_ms:.0f} ms"),
+            ("deadline passed to overdue notice p99 (target <= 2000)",
+             f"{self.overdue_p99_ms:.0f} ms"),
             # On a shared VM the figures move with this: say it beside them.
             ("CPU stolen by the hypervisor", "n/a" if self.steal is None
              else f"{self.steal:.0%}"),
@@ -348,20 +354,22 @@ def _run(settings: Settings, events: int, rate: float, seconds: float, tmp: str)
                 if kind == "worker":
                     print(f"bench: HTTP-to-trace at {rate:.0f} req/s for {seconds:.0f}s",
                           file=sys.stderr)
-                    n, lat, routed, acks = asyncio.run(
-                        _http_latency(settings, f"http://127.0.0.1:{port}", rate, seconds)
-                    )
+                    base = f"http://127.0.0.1:{port}"
+                    (n, lat, routed, acks), overdue = bench_overdue.run_beside(
+                        _http_latency(settings, base, rate, seconds), settings, base, seconds,
+                        policies.load(settings).contract.grace_ms)
             finally:
                 proc.terminate()
                 proc.wait(30)
         q, r, a = _percentiles(lat), _percentiles(routed), _percentiles(acks)
+        o = _percentiles(overdue)
         after = cpu_steal()
         steal = None
         if before is not None and after is not None and after[1] > before[1]:
             steal = (after[0] - before[0]) / (after[1] - before[1])
         return Result(
             sent, rates["bare"], rates["worker"], rate, n, q[49], q[98], r[49], r[98], a[49],
-            a[98], steal,
+            a[98], o[49], o[98], steal,
         )
 
 

@@ -1,4 +1,5 @@
-"""Tell owners about their new leads: every LeadRouted, POSTed to LEADFLOW_NOTIFY_URL.
+"""Tell owners about their new leads (every LeadRouted) and chase them when a deadline passes
+(every overdue SlaEvaluated), POSTed to LEADFLOW_NOTIFY_URL.
 
 A consumer group of its own (not a Faust agent) reads leads.routed, so an endpoint that is
 slow or down delays notifications only, never the handoff. Each delivery is retried with
@@ -52,12 +53,18 @@ def register(app: Any) -> None:
     waits = outbound.delays(settings.notify_attempts, settings.notify_backoff_s)
 
     async def one(http: Any, msg: Any) -> None:
+        spec = topics.SLA if msg.topic == topics.SLA.name else topics.ROUTED
         try:
-            routed = app.codec.decode(msg.value or b"", topics.ROUTED.record)
+            record = app.codec.decode(msg.value or b"", spec.record)
         except LeadflowError as err:  # our own topic: only a foreign producer gets here
             failure: LeadflowError | None = err
         else:
-            msg_id, body = outbound.notification(routed)
+            if spec is topics.SLA:
+                if record.get("status") != "OVERDUE" or not record.get("lead_id"):
+                    return  # verdicts are for the record; only overdue notices chase
+                msg_id, body = outbound.overdue_notification(record)
+            else:
+                msg_id, body = outbound.notification(record)
             answer = await deliver(http, settings.notify_url, settings.notify_secret, msg_id,
                                    body, waits)
             app.stats.notified["delivered" if answer is None else "failed"] += 1
@@ -73,7 +80,7 @@ def register(app: Any) -> None:
         from aiokafka import AIOKafkaConsumer
 
         consumer = AIOKafkaConsumer(
-            topics.ROUTED.name, bootstrap_servers=settings.bootstrap,
+            topics.ROUTED.name, topics.SLA.name, bootstrap_servers=settings.bootstrap,
             group_id=f"{settings.app_id}-notify", enable_auto_commit=False,
             auto_offset_reset="earliest",
         )

@@ -95,8 +95,12 @@ class SlaIndex:
         delivered by then has been read, whatever the skew between topics and hops."""
         return self._settled.get(partition)
 
-    def _settle(self, partition: int, clock: int | None, wall_ms: int) -> None:
+    def _settle(self, partition: int, clock: int | None, wall_ms: int, held: bool) -> None:
         if clock is None:
+            return
+        if held:  # waiting for unread touches or status changes: nothing of theirs in flight
+            self._history.pop(partition, None)
+            self._settled[partition] = clock
             return
         history = self._history.setdefault(partition, deque())
         history.append((wall_ms, clock))
@@ -165,7 +169,7 @@ class SlaIndex:
         for p in sorted(self._active):
             lag = lagging(self.app.consumer, INPUTS, p, self._done_offset)
             clock = self.clock.now(p, lag, wall_ms)
-            self._settle(p, clock, wall_ms)
+            self._settle(p, clock, wall_ms, bool(lag & set(GATED)))
             heap = self._heaps.get(p)
             while heap:
                 due, lead_id = heap[0]

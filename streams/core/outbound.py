@@ -1,4 +1,5 @@
-"""Owner notifications: what leadflow POSTs to the configured webhook when it routes a lead.
+"""Owner notifications: what leadflow POSTs to the configured webhook when it routes a lead,
+and when a rep's deadline passes with nothing that meets it (an overdue notice).
 
 The body follows the Standard Webhooks shape (``type``, ``timestamp``, ``data``) and is signed
 the same way inbound webhooks are; the message id is the LeadRouted event id, so a receiver
@@ -12,7 +13,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-ASSIGNED, QUEUED = "lead.assigned", "lead.queued"
+ASSIGNED, QUEUED, OVERDUE = "lead.assigned", "lead.queued", "lead.sla_overdue"
 
 
 def _iso(value: Any) -> str | None:
@@ -41,6 +42,25 @@ def notification(routed: dict[str, Any]) -> tuple[str, bytes]:
         },
     }
     return routed["event_id"], json.dumps(body, separators=(",", ":")).encode()
+
+
+def overdue_notification(verdict: dict[str, Any]) -> tuple[str, bytes]:
+    """(message id, JSON body) chasing the owner of an overdue clause (an SlaEvaluated with
+    status OVERDUE): the deadline passed and nothing read so far meets it."""
+    body = {
+        "type": OVERDUE,
+        "timestamp": _iso(verdict["occurred_at"]),
+        "data": {
+            "leadId": verdict["lead_id"],
+            "ownerId": verdict.get("owner_id"),
+            "clause": verdict["clause"],
+            "deadline": _iso(verdict.get("deadline")),
+            "detail": verdict.get("detail"),
+            "verdictKey": verdict.get("verdict_key"),
+            "correlationId": verdict.get("correlation_id"),
+        },
+    }
+    return verdict["event_id"], json.dumps(body, separators=(",", ":")).encode()
 
 
 def retryable(status: int | None) -> bool:

@@ -257,7 +257,7 @@ def hand_over(f: Funnel, prospects: list[Prospect]) -> list[Handled]:
     return handled
 
 
-def judge(p: Policies, handled: list[Handled], now_ms: int) -> None:
+def judge(p: Policies, handled: list[Handled], now_ms: int, settle_ms: int = 0) -> None:
     """Record each lead's SLA verdicts in its truth, from the deliveries' final
     ``delivered_ms``: per clause in ``sla``, as of ``now_ms`` in ``verdicts`` and final in
     ``verdicts_final``."""
@@ -268,6 +268,7 @@ def judge(p: Policies, handled: list[Handled], now_ms: int) -> None:
                 p.contract, mql_at=lead.mql_at, tier=truth.tier, region=lead.region,
                 owner=truth.owner, touches=[_evidence(d) for d in worked.touches],
                 changes=[_evidence(d, to, ok) for d, to, ok in worked.changes],
+                settle_ms=settle_ms,
             ))
         truth.sla = clauses
         truth.verdicts = verdicts.as_of(clauses, now_ms)

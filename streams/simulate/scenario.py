@@ -30,6 +30,7 @@ def generate(
     bad_mix: Mapping[str, float] | None = None,
     policies: Policies | None = None,
     delays: str = "realistic",
+    settle_s: float | None = None,
 ) -> Scenario:
     """Simulate ``days`` of funnel ending at ``now`` and return every delivery, in order.
 
@@ -43,9 +44,11 @@ def generate(
     under a new lead id. ``wall_seconds`` is how long a real-time replay takes (``0``: as
     fast as possible); ``Scenario.compression`` is the resulting speed-up.
 
-    ``delays`` is how late each source delivers (``delays.PROFILES``: "none", "realistic",
-    "heavy"); deliveries are in delivery order, so late ones overtake others, and some land
-    after ``now``. The truth says which final verdicts late evidence corrects.
+    ``settle_s`` is the engine's ``sla_settle_s`` (default: the configured one), which the
+    truth allows for in a real-time replay. ``delays`` is how late each source delivers
+    (``delays.PROFILES``: "none", "realistic", "heavy"); deliveries are in delivery order,
+    so late ones overtake others, and some land after ``now``. The truth says which final
+    verdicts late evidence corrects.
     """
     if leads < 1 or days <= 0 or not 0 <= bad_share < 1 or wall_seconds < 0:
         raise ValueError("need leads >= 1, days > 0, 0 <= bad_share < 1, wall_seconds >= 0")
@@ -66,7 +69,7 @@ def generate(
     try:
         return _generate(
             seed, leads, days, now, bad_share, repeat_share, wall_seconds, bad_mix, policies,
-            delays,
+            delays, settle_s,
         )
     finally:
         if gc_was_enabled:
@@ -84,6 +87,7 @@ def _generate(
     bad_mix: Mapping[str, float] | None,
     policies: Policies,
     delays: str,
+    settle_s: float | None,
 ) -> Scenario:
     now_ms = int(now.timestamp() * 1000)
     start_ms = now_ms - int(days * DAY)
@@ -114,7 +118,13 @@ def _generate(
         d.due_s = (d.due_s - start_ms) * scale  # epoch ms -> wall seconds after the start
         if d.expected == OK and d.lead_id in truth:
             truth[d.lead_id].good_events += 1
-    judge(policies, handled, now_ms)
+    # The engine waits sla_settle_s of wall time beyond the lateness (events in flight); in a
+    # real-time replay that is compression times as much event time. A backlog waits nothing.
+    if settle_s is None:
+        from streams.settings import Settings
+
+        settle_s = Settings.load().sla_settle_s
+    judge(policies, handled, now_ms, int(settle_s * 1000 * compression))
     return Scenario(
         seed=seed,
         now=now,

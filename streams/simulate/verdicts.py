@@ -150,11 +150,14 @@ def judge(
     owner: str | None,
     touches: Iterable[Evidence],
     changes: Iterable[Evidence],
+    settle_ms: int = 0,
 ) -> dict[str, Judged]:
     """The sales clauses of one routed lead as the engine must settle them from evidence that
     arrives late: final verdict, when it is known, overdue notice and correction (see the
-    module docstring)."""
-    grace, lateness = contract.grace_ms, max_lateness(contract)
+    module docstring). ``settle_ms``: the event time that passes during the engine's
+    ``sla_settle_s`` of wall time in a real-time replay (compressed: hours), which it waits
+    beyond the lateness before a breach is final."""
+    grace, lateness = contract.grace_ms, max_lateness(contract) + settle_ms
     out = {OWNER_ASSIGNED: Judged(MET if owner else BREACHED, mql_at)}
     deadline = first_touch_deadline(contract, mql_at, tier, region)
     out[FIRST_TOUCH] = _first_touch(list(touches), mql_at, deadline, grace, lateness)

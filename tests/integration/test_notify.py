@@ -8,7 +8,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -107,3 +107,30 @@ def test_the_owner_is_notified_after_a_retry_and_a_refusing_endpoint_ends_in_dea
     assert receiver.tries[msg_id] == 2  # refused once with 503, accepted on the retry
     assert doc["type"] == "lead.assigned" and doc["data"]["ownerId"]
     assert doc["data"]["firstTouchDueAt"] > doc["timestamp"]
+
+
+def test_the_owner_is_chased_when_a_first_touch_deadline_passes(
+    notifying: Worker, receiver: Receiver
+) -> None:
+    lead_id = str(uuid.uuid4())
+    lead = json.loads(example("lead-captured.json"))
+    captured = datetime.now(UTC) - timedelta(hours=25)  # a STANDARD lead: 24 h to touch it
+    lead.update(leadId=lead_id, email=f"{lead_id[:8]}@example.org", timestamp=captured.isoformat())
+    assert post(notifying.base_url, "/v1/leads", json.dumps(lead).encode())[0] == 202
+    # An event dated now moves the partition's clock past the deadline.
+    activity = json.loads(example("activity-recorded.json"))
+    activity.update(eventId=str(uuid.uuid4()), leadId=lead_id, type="page_view",
+                    timestamp=datetime.now(UTC).isoformat())
+    assert post(notifying.base_url, "/v1/activities", json.dumps(activity).encode())[0] == 202
+
+    def overdue() -> list[dict[str, Any]]:
+        return [d for d in receiver.accepted.values()
+                if d["type"] == "lead.sla_overdue" and d["data"]["leadId"] == lead_id]
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not overdue():
+        time.sleep(0.5)
+    (doc,) = overdue()
+    assert doc["data"]["clause"] == "FIRST_TOUCH" and doc["data"]["ownerId"]
+    assert doc["data"]["verdictKey"] == f"{lead_id}/FIRST_TOUCH"
+    assert doc["data"]["deadline"] < datetime.now(UTC).isoformat()

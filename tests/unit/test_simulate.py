@@ -60,7 +60,9 @@ CODES = {c.value for c in ErrorCode} | {OK, DUPLICATE}
 
 @pytest.fixture(scope="module")
 def scenario() -> Scenario:
-    return generate(42, leads=1500, days=7, now=NOW, bad_share=0.05, policies=POLICIES)
+    # settle_s=0: the pure core replays it here, with no wall-time settle of a live worker.
+    return generate(42, leads=1500, days=7, now=NOW, bad_share=0.05, policies=POLICIES,
+                    settle_s=0)
 
 
 def api_verdict(d: Delivery, observed_at: datetime = NOW) -> str:
@@ -110,7 +112,8 @@ def _fingerprint(s: Scenario) -> list[tuple[Any, ...]]:
 
 
 def test_same_seed_gives_identical_deliveries(scenario: Scenario) -> None:
-    again = generate(42, leads=1500, days=7, now=NOW, bad_share=0.05, policies=POLICIES)
+    again = generate(42, leads=1500, days=7, now=NOW, bad_share=0.05, policies=POLICIES,
+                     settle_s=0)
     assert _fingerprint(again) == _fingerprint(scenario)
     assert {k: (t.probability, t.outcome) for k, t in again.truth.items()} == {
         k: (t.probability, t.outcome) for k, t in scenario.truth.items()
@@ -644,7 +647,7 @@ def engine_verdicts(
 @pytest.fixture(scope="module")
 def heavy() -> Scenario:
     return generate(42, leads=1500, days=7, now=NOW, bad_share=0.05, policies=POLICIES,
-                    delays="heavy")
+                    delays="heavy", settle_s=0)
 
 
 @pytest.mark.parametrize("profile", ["realistic", "heavy"])

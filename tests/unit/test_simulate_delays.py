@@ -35,7 +35,9 @@ SECOND, MINUTE, HOUR = 1000, 60_000, 3_600_000
 
 
 def make(delays: str, seed: int = 42, **kw: object) -> Scenario:
-    args: dict[str, object] = dict(leads=1500, days=7, now=NOW, bad_share=0.05)
+    # settle_s=0: the truth as the pure core reaches it (a live worker's settle scales with
+    # the compression: test_the_truth_allows_for_a_live_workers_settle).
+    args: dict[str, object] = dict(leads=1500, days=7, now=NOW, bad_share=0.05, settle_s=0)
     args.update(kw)
     return generate(seed, policies=POLICIES, delays=delays, **args)  # type: ignore[arg-type]
 
@@ -135,6 +137,16 @@ def test_delays_are_event_time_and_scale_with_the_clock() -> None:
     for a, b in zip(fast.deliveries, slow.deliveries, strict=True):
         assert b.due_s == pytest.approx(10 * a.due_s)
     assert fast.truth == slow.truth == asap.truth
+
+
+def test_the_truth_allows_for_a_live_workers_settle() -> None:
+    # Three days in 60 s: the worker's 3 s of settle are 3.6 h of event time in which an
+    # hours-late touch still counts for the final verdict instead of correcting it.
+    strict = make("heavy", 8, leads=300, days=3, wall_seconds=60, bad_share=0)
+    settled = make("heavy", 8, leads=300, days=3, wall_seconds=60, bad_share=0, settle_s=3)
+    assert len(settled.expected_corrections()) < len(strict.expected_corrections())
+    backlog = make("heavy", 8, leads=300, days=3, wall_seconds=0, bad_share=0, settle_s=3)
+    assert backlog.expected_corrections() == strict.expected_corrections()  # no wall clock
 
 
 def test_an_unknown_profile_is_refused() -> None:
