@@ -24,15 +24,22 @@ def summarise(
     states: Iterable[Mapping[str, Any]], team_of: Callable[[str | None], str | None]
 ) -> dict[str, Any]:
     """{"overall": row, "by_owner": {owner: row}, "by_team", "by_tier", "by_campaign",
-    "open_leads": n} with row = {"met", "breached", "rate" (met share), "clauses": {...}}.
-    Leads without an owner count under "(queue)"; marketing clauses under their campaign."""
+    "routed_without_verdict": n, "overdue": [...]} with row = {"met", "breached", "rate"
+    (met share), "clauses": {...}} over final verdicts (corrections applied). Leads without an
+    owner count under "(queue)"; marketing clauses under their campaign. ``overdue`` lists
+    the clauses whose deadline passed with nothing that meets them, not final yet."""
     tables: dict[str, dict[str, dict[str, Any]]] = {d: {} for d in ("overall", *DIMENSIONS)}
     waiting = 0
+    overdue: list[dict[str, Any]] = []
     for state in states:
         done = state.get("sla_done")
         routed = state.get("routed") or {}
         if routed and not done:
             waiting += 1
+        for clause, deadline in (state.get("sla_overdue") or {}).items():
+            if clause not in (done or {}):
+                overdue.append({"lead_id": state.get("lead_id"), "clause": clause,
+                                "owner": routed.get("owner"), "deadline": deadline})
         if not done:
             continue
         owner = routed.get("owner") or "(queue)"
@@ -56,4 +63,5 @@ def summarise(
         "overall": overall,
         **{f"by_{d}": dict(sorted(tables[d].items())) for d in DIMENSIONS},
         "routed_without_verdict": waiting,
+        "overdue": sorted(overdue, key=lambda o: (o["deadline"], o["lead_id"] or "")),
     }

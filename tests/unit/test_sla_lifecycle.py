@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.core import sla, sla_lifecycle, trace
+from streams.core import compliance, sla, sla_lifecycle, trace
 from streams.core.sla_lifecycle import CORRECTION, FINAL, OVERDUE
 
 MIN = 60_000
@@ -126,3 +126,18 @@ def test_an_overdue_notice_comes_at_the_deadline_and_the_final_after_the_latenes
     cause = add(state, (deadline - MIN, "t1", None))
     (final,), _ = sla_lifecycle.judge(CONTRACT, state, deadline + 49 * MIN, cause=cause)
     assert (final.status, final.revision, final.verdict.verdict) == (FINAL, 1, "MET")
+
+
+def test_get_sla_lists_what_is_overdue_until_it_is_final():
+    state = new_state("HAND_RAISER")
+    state["lead_id"] = "lead-1"
+    deadline = T0 + 15 * MIN
+    sla_lifecycle.judge(CONTRACT, state, deadline + MIN + 1)
+    summary = compliance.summarise([state], lambda owner: "team")
+    assert summary["overdue"] == [{"lead_id": "lead-1", "clause": sla.FIRST_TOUCH,
+                                   "owner": "rep-amy", "deadline": deadline}]
+    assert summary["overall"]["clauses"].get(sla.FIRST_TOUCH) is None  # not a verdict yet
+    sla_lifecycle.judge(CONTRACT, state, deadline + MIN + L + 1)
+    summary = compliance.summarise([state], lambda owner: "team")
+    assert summary["overdue"] == []
+    assert summary["overall"]["clauses"][sla.FIRST_TOUCH] == {"met": 0, "breached": 1}
