@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from streams import bench_overdue, policies, topics
+from streams import bench_overdue, kafka, policies, topics
 from streams.broker import EmbeddedBroker, free_port
 from streams.settings import Settings
 from streams.views import get_json
@@ -215,29 +215,9 @@ async def _watch_routed(settings: Settings, want: set[str], found: dict[str, int
                         ready: asyncio.Event) -> None:
     """Record when the router produced each wanted lead's LeadRouted (the record's
     timestamp), reading leads.routed from its end as of now."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from streams.app import make_registry
-    from streams.codec import Codec
-
-    codec = Codec(make_registry(settings), settings.max_record_bytes)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topics.ROUTED.name, p) for p in range(settings.partitions)]
-        consumer.assign(parts)
-        await consumer.seek_to_end(*parts)
-        for tp in parts:
-            await consumer.position(tp)
-        ready.set()
-        while True:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                for r in records:
-                    lead_id = codec.decode(r.value, topics.ROUTED.record)["lead_id"]
-                    if lead_id in want:
-                        found.setdefault(lead_id, r.timestamp)
-    finally:
-        await consumer.stop()
+    async for timestamp, routed in kafka.tail(settings, topics.ROUTED, ready):
+        if routed["lead_id"] in want:
+            found.setdefault(routed["lead_id"], timestamp)
 
 
 async def _http_latency(

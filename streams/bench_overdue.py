@@ -16,7 +16,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streams import topics
+from streams import kafka, topics
 from streams.settings import Settings
 
 
@@ -36,32 +36,12 @@ def _hand_raiser(lead_id: str, captured: datetime) -> bytes:
 async def _watch_overdue(settings: Settings, want: set[str], found: dict[str, tuple[int, int]],
                          ready: asyncio.Event) -> None:
     """lead id → (Kafka timestamp, deadline) of its first OVERDUE notice."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from streams.app import make_registry
-    from streams.codec import Codec
-
-    codec = Codec(make_registry(settings), settings.max_record_bytes)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topics.SLA.name, p) for p in range(settings.partitions)]
-        consumer.assign(parts)
-        await consumer.seek_to_end(*parts)
-        for tp in parts:
-            await consumer.position(tp)
-        ready.set()
-        while True:
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                for r in records:
-                    v = codec.decode(r.value, topics.SLA.record)
-                    if v["lead_id"] in want and v.get("status") == "OVERDUE":
-                        deadline = v["deadline"]
-                        if isinstance(deadline, datetime):
-                            deadline = int(deadline.timestamp() * 1000)
-                        found.setdefault(v["lead_id"], (r.timestamp, deadline))
-    finally:
-        await consumer.stop()
+    async for timestamp, v in kafka.tail(settings, topics.SLA, ready):
+        if v["lead_id"] in want and v.get("status") == "OVERDUE":
+            deadline = v["deadline"]
+            if isinstance(deadline, datetime):
+                deadline = int(deadline.timestamp() * 1000)
+            found.setdefault(v["lead_id"], (timestamp, deadline))
 
 
 async def overdue_latency(settings: Settings, base: str, seconds: float, grace_ms: int,

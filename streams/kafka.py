@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -38,3 +40,31 @@ async def ensure_topics(settings: Settings) -> list[str]:
     finally:
         await admin.close()
 
+
+
+async def tail(settings: Settings, spec: topics.TopicSpec, ready: Any
+               ) -> AsyncIterator[tuple[int, dict[str, Any]]]:
+    """(Kafka timestamp, decoded record) of every record written to ``spec``'s topic from now
+    on; ``ready`` (an asyncio.Event) is set once reading starts at the end."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from streams.app import make_registry
+    from streams.codec import Codec
+
+    codec = Codec(make_registry(settings), settings.max_record_bytes)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(spec.name, p)
+                 for p in range(spec.partitions or settings.partitions)]
+        consumer.assign(parts)
+        await consumer.seek_to_end(*parts)
+        for tp in parts:
+            await consumer.position(tp)
+        ready.set()
+        while True:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for r in records:
+                    yield r.timestamp, codec.decode(r.value, spec.record)
+    finally:
+        await consumer.stop()
