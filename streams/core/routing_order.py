@@ -1,0 +1,219 @@
+"""Routing in event-time order across partitions: hold each request until no earlier one can
+still come.
+
+Routing requests come from the intake of every inbound partition onto one routing topic, so
+they arrive in processing order, and in a backlog (or while a partition moves to another
+worker) partitions are processed at different speeds. Rep capacity and the round robin make
+each decision depend on the ones before it, so the router must decide in event time, as if
+the whole history had been read in that order.
+
+Each inbound partition therefore sends *watermarks* onto the same topic, after the requests
+its intake has already sent: "every routing request of this partition dated at or before W
+is out" (``watermark`` computes W). Because a watermark travels behind the requests it
+covers, a request the router holds is safe to decide once every partition's latest
+watermark has reached its event time: nothing earlier can still arrive (``Holding``). Ties
+in event time go by action (a release frees capacity before a lead dated the same
+millisecond is routed, as the simulator's truth has it), then by event id.
+
+A partition whose watermark stops coming (its owner died and nobody has taken it over yet)
+stops holding the others back after ``stale_ms``; before every partition has reported once
+the router waits at most that long from its (re)start. A request that arrives after the
+router already decided past its event time (late: its partition's owner was stale, or an
+input was late within its topic) is decided at once, and counted.
+
+Pure: no Faust, no clock of its own; times are epoch milliseconds passed in.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from streams import topics
+from streams.core import lifecycle
+from streams.core.contract import to_ms
+from streams.core.handoff import TERMINAL, Send, derived_id
+
+WATERMARK = "WATERMARK"
+RELEASE = "RELEASE"
+# A watermark that promises nothing yet (its sender has read nothing of a lagging input);
+# it still tells the router that the partition has an owner.
+UNKNOWN = 0
+
+Request = dict[str, Any]
+Key = tuple[int, int, str]
+
+
+def order_key(request: Mapping[str, Any]) -> Key:
+    """Event time, then releases before the rest, then event id: the order of decisions."""
+    return (
+        to_ms(request["occurred_at"]),
+        0 if request["action"] == RELEASE else 1,
+        request["event_id"],
+    )
+
+
+def watermark(marks: Mapping[str, int], lagging: Iterable[str], wall_ms: int) -> int:
+    """A partition's watermark: every routing request it will send is dated after it.
+
+    ``marks``: per input topic, the latest event time whose sends are flushed; ``lagging``:
+    the input topics with records not yet flushed. Caught up, the partition is at the wall
+    clock; otherwise at the earliest of its lagging topics (minus one: another event of the
+    same millisecond may be unread), ``UNKNOWN`` while one of them has no mark yet. Never
+    ahead of the wall clock: an event dated ahead (CRM clocks drift) must not vouch for the
+    unread ones behind it."""
+    lag = list(lagging)
+    if not lag:
+        return wall_ms
+    times = [marks.get(topic) for topic in lag]
+    if any(t is None for t in times):
+        return UNKNOWN
+    return max(UNKNOWN, min(min(t for t in times if t is not None) - 1, wall_ms))
+
+
+def release_owed(state: dict[str, Any], correlation_id: str | None) -> list[Send]:
+    """The RELEASE of a lead that closed before the router's decision about it came back.
+
+    The handoff frees a rep's capacity when a routed lead reaches a terminal status. Read
+    from a backlog, the status can come before the LeadRouted (the router holds requests
+    until every partition has caught up with them), or even before the MQL is found (a
+    lagging activity topic): the capacity was then never freed. The router knows the owner
+    from its own table, so the request names none; dated when the lead closed, and ordered
+    like every request. Call after any inbound event of the lead."""
+    if (state.get("routed") or state.get("released") or state.get("historic")
+            or state.get("mql_at") is None or not state.get("lifecycle")):
+        return []
+    fold = lifecycle.fold(state["lifecycle"])
+    if fold.status not in TERMINAL or fold.closed_at is None:
+        return []
+    state["released"] = True  # the handoff must not send it again once routed
+    lead_id, at = state["lead_id"], fold.closed_at
+    return [(topics.ROUTING, lead_id, {
+        "event_id": derived_id(lead_id, f"routing/{RELEASE}/{at}"), "lead_id": lead_id,
+        "action": RELEASE, "occurred_at": at, "correlation_id": correlation_id,
+    })]
+
+
+class Progress:
+    """What intake has flushed to the producer, per input topic and partition: the last
+    offset and the latest event time. Noted after each flush, so a watermark computed from
+    it never passes a request still staged."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[tuple[str, int], int] = {}  # (topic, partition) → last offset
+        self.marks: dict[int, dict[str, int]] = {}  # partition → topic → latest event time
+
+    def flushed(self, done: Iterable[tuple[str, int, int, int | None]]) -> None:
+        """(topic, partition, offset, event time or None) of each event of a flushed batch."""
+        offsets, marks = self.offsets, self.marks
+        for topic, partition, offset, occurred in done:
+            offsets[(topic, partition)] = offset
+            if occurred is not None:
+                topic_marks = marks.setdefault(partition, {})
+                if occurred > topic_marks.get(topic, -1):
+                    topic_marks[topic] = occurred
+
+    def done(self, partition: int, names: Iterable[str],
+             committed: Mapping[Any, int | None]) -> dict[tuple[str, int], int]:
+        """The last offset of each of ``names`` on ``partition`` whose sends are out: flushed
+        here, or committed by anyone (Faust flushes the producer before it commits; after a
+        rebalance the previous owner's commits say what it sent). ``committed``: the next
+        offset to read per (topic, partition), as the consumer knows it. Without the commits,
+        a partition this worker regains after another owner read it to the end would lag
+        for ever: nothing is left for it to process."""
+        out = {}
+        for topic in names:
+            tp = (topic, partition)
+            mine = self.offsets.get(tp)
+            theirs = committed.get(tp)
+            if theirs is not None and (mine is None or theirs - 1 > mine):
+                mine = theirs - 1
+            if mine is not None:
+                out[tp] = mine
+        return out
+
+
+class Holding:
+    """The requests the router holds, and the watermarks that release them.
+
+    ``partitions``: how many inbound partitions send watermarks (0 .. partitions - 1)."""
+
+    def __init__(self, partitions: int, stale_ms: int, now_ms: int) -> None:
+        self.partitions = partitions
+        self.stale_ms = stale_ms
+        self._since = now_ms  # start or restart: the grace before a silent partition is stale
+        self._marks: dict[int, int] = {}  # partition → latest watermark
+        self._seen: dict[int, int] = {}  # partition → wall time its last watermark came
+        self._heap: list[tuple[Key, Request]] = []
+        self._held: set[str] = set()
+        self.decided_to: Key | None = None  # the latest decision's key
+        self.late = 0  # requests that came after a later one was decided
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def restart(self, now_ms: int) -> None:
+        """The router (re)starts: forget what it holds (the caller holds it again from its
+        table) and give every partition ``stale_ms`` to report. Watermarks are kept: each
+        was true when sent and stays true."""
+        self._since = now_ms
+        self._heap.clear()
+        self._held.clear()
+
+    def watermark(self, partition: int, at_ms: int, now_ms: int) -> None:
+        if not 0 <= partition < self.partitions:
+            return  # a partition count this router does not know: nothing to wait for
+        if at_ms > self._marks.get(partition, UNKNOWN - 1):
+            self._marks[partition] = at_ms  # a new owner may start behind its predecessor
+        self._seen[partition] = now_ms
+
+    def hold(self, request: Request) -> bool:
+        """Hold ``request`` until its turn; False if it is held already."""
+        event_id = request["event_id"]
+        if event_id in self._held:
+            return False
+        key = order_key(request)
+        if self.decided_to is not None and key < self.decided_to:
+            self.late += 1
+        self._held.add(event_id)
+        heapq.heappush(self._heap, (key, request))
+        return True
+
+    def frontier(self, now_ms: int) -> int | None:
+        """Requests dated at or before this may be decided; None: none may. Stale partitions
+        do not count; if every partition is stale, nothing holds (a very large frontier)."""
+        marks: list[int] = []
+        for p in range(self.partitions):
+            seen = max(self._seen.get(p, self._since), self._since)
+            if now_ms - seen > self.stale_ms:
+                continue  # silent too long: it stops holding the others back
+            if p not in self._marks:
+                return None  # not reported since the start, still within the grace
+            marks.append(self._marks[p])
+        return min(marks) if marks else 1 << 62
+
+    def release(self, now_ms: int) -> list[Request]:
+        """The held requests whose turn has come, in decision order."""
+        frontier = self.frontier(now_ms)
+        out: list[Request] = []
+        heap = self._heap
+        while heap and frontier is not None and heap[0][0][0] <= frontier:
+            key, request = heapq.heappop(heap)
+            self._held.discard(request["event_id"])
+            if self.decided_to is None or key > self.decided_to:
+                self.decided_to = key
+            out.append(request)
+        return out
+
+    def status(self, now_ms: int) -> dict[str, Any]:
+        """For /v1/stats: what is held, up to when it may go, each partition's watermark."""
+        return {
+            "held": len(self._heap),
+            "frontier": self.frontier(now_ms),
+            "late": self.late,
+            "watermarks": {
+                str(p): {"at": self._marks.get(p), "age_ms": now_ms - self._seen[p]}
+                for p in sorted(self._seen)
+            },
+        }
