@@ -40,6 +40,7 @@ class LeadflowApp(faust.App):
     codec: Codec
     stats: Stats
     tables_by_name: dict[str, Any]
+    intake_progress: Any  # core.routing_order.Progress: what intake has flushed
     # Awaited when the app starts, before its consumer and agents: what must be in place
     # before the first event is processed (the scoring model in force).
     startup_hooks: list[Callable[[], Awaitable[None]]]
@@ -117,6 +118,7 @@ def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
         models,
         notify,
         routing,
+        watermarks,
     )
 
     app = new_app(
@@ -131,6 +133,7 @@ def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
     intake.register(app)
     identity.register(app)
     routing.register(app)
+    watermarks.register(app)
     marketing.register(app)
     notify.register(app)
     archive.register(app)

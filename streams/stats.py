@@ -23,6 +23,8 @@ class Stats:
     notified: Counter[str] = field(default_factory=Counter)  # delivered | failed
     # partition → its SLA clock: event time (ms), the inputs it waits for, leads with a deadline
     clocks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # The router's hold: requests held, up to when they may go, each partition's watermark
+    routing: dict[str, Any] = field(default_factory=dict)
     first_event_at: float = 0.0
     last_event_at: float = 0.0
     # When an agent last took work, inbound or internal: the pipeline's work on a backlog
@@ -80,6 +82,7 @@ class Stats:
             "sla": dict(self.sla),
             "notified": dict(self.notified),
             "sla_clocks": {str(p): c for p, c in sorted(self.clocks.items())},
+            "routing": self.routing,
             "first_event_at": self.first_event_at,
             "last_event_at": self.last_event_at,
             "last_work_at": self.last_work_at,

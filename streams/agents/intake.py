@@ -18,6 +18,7 @@ from streams import topics
 from streams.agents.emit import ChangelogTable, Emitter
 from streams.agents.sla import SlaIndex, register_timer
 from streams.core import contract, handoff, trace
+from streams.core.routing_order import Progress, release_owed
 from streams.errors import ErrorCode, LeadflowError
 
 DAY_MS = 86_400_000
@@ -39,6 +40,8 @@ def register(app: Any) -> None:
     index = SlaIndex(app, idle_ms=int(settings.sla_idle_s * 1000), report=stats.clocks,
                      settle_ms=int(settings.sla_settle_s * 1000),
                      idle_pace=settings.sla_idle_pace)
+    # What has been flushed, for routing's watermarks (agents.watermarks).
+    progress = app.intake_progress = Progress()
 
     def dispatch(sends: list[handoff.Send], partition: int) -> None:
         """Stage what the handoff decided about a lead of ``partition`` (sent by ``flush``):
@@ -114,6 +117,7 @@ def register(app: Any) -> None:
             clock_ms=index.current(msg.partition), step=step,
             settled_ms=index.settled(msg.partition),
         )
+        sends += release_owed(state, record.get("correlation_id"))
         store(lead_id, state, msg.partition)
         stats.accepted[spec.kind] += 1
         dispatch(sends, msg.partition)
@@ -134,6 +138,7 @@ def register(app: Any) -> None:
         async def intake(stream: Any) -> None:
             # Batches amortise the changelog sends; `within` bounds the latency they add.
             async for events in stream.take_events(batch, within=within):
+                done = []
                 for event in events:
                     occurred = None
                     try:
@@ -146,7 +151,10 @@ def register(app: Any) -> None:
                             extra={"lead_id": key.decode("utf-8", "replace") if key else None})
                         await reject(LeadflowError(ErrorCode.INTERNAL, repr(exc)), event.message)
                     index.processed(event.message, occurred, int(time.time() * 1000))
+                    msg = event.message
+                    done.append((msg.topic, msg.partition, msg.offset, occurred))
                 await flush()
+                progress.flushed(done)  # after the flush: a watermark never passes a send
 
         return intake
 

@@ -1,23 +1,34 @@
-"""Routing: give each sales-ready lead to a rep, in one place, in order.
+"""Routing: give each sales-ready lead to a rep, in one place, in event-time order.
 
 Rep capacity and the round robin are shared by every lead, so requests meet on a
-one-partition topic and one agent decides them in order (``core.routing`` decides). The
-table holds the reps' counters under one key and, per lead, who owns it and which requests
-were already applied — a redelivered request changes nothing. Decisions go out as
-LeadRouted, keyed by lead id, back to the lead's own partition.
+one-partition topic and one agent decides them (``core.routing`` decides). They arrive in
+the order their partitions happen to be processed, which in a backlog or a failover is not
+event time; so the agent holds each request until the watermarks of every inbound partition
+(``agents.watermarks``) have passed it, and decides the held ones in event-time order
+(``core.routing_order``). A failover or a backlog then changes nothing about who gets a lead.
+
+The table holds the reps' counters under one key and, per lead, who owns it, which requests
+were applied and which are held — held requests must survive a SIGKILL, since Faust commits
+a request's offset once the agent has taken it. A redelivered request changes nothing.
+Decisions go out as LeadRouted, keyed by lead id, back to the lead's own partition.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from streams import topics
 from streams.agents.emit import ChangelogTable, Emitter
-from streams.core import routing
-from streams.core.contract import epoch_ms
+from streams.core import routing, routing_order
+from streams.core.contract import to_ms
 from streams.core.handoff import derived_id
 
 REPS = "__reps__"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def register(app: Any) -> None:
@@ -29,17 +40,45 @@ def register(app: Any) -> None:
     source = app.topic(
         topics.ROUTING.name, key_serializer="raw", value_serializer="raw", partitions=1,
     )
+    holding = routing_order.Holding(
+        settings.partitions, int(settings.routing_stale_s * 1000), _now_ms())
+    reload = [True]  # hold again what the table holds: at the start and after an assignment
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app: Any, assigned: Any, **_: Any) -> None:
+        if any(tp.topic == topics.ROUTING.name for tp in assigned):
+            reload[0] = True
+
+    def hold_again(now_ms: int) -> None:
+        holding.restart(now_ms)
+        for key, lead in raw.data.items():
+            if key != REPS and isinstance(lead, dict):
+                for request in (lead.get("pending") or {}).values():
+                    holding.hold(request)
+
+    def hold(request: dict[str, Any]) -> None:
+        lead_id, event_id = request["lead_id"], request["event_id"]
+        lead = table.get(lead_id) or {"owner": None, "applied": []}
+        pending = lead.setdefault("pending", {})
+        if event_id in lead["applied"] or event_id in pending:
+            return  # redelivered
+        request = {**request, "occurred_at": to_ms(request["occurred_at"])}
+        pending[event_id] = request
+        table.put(lead_id, lead, 0)
+        holding.hold(request)
 
     def decide(request: dict[str, Any]) -> dict[str, Any] | None:
         lead_id = request["lead_id"]
         lead = table.get(lead_id) or {"owner": None, "applied": []}
+        (lead.get("pending") or {}).pop(request["event_id"], None)
         if request["event_id"] in lead["applied"]:
+            table.put(lead_id, lead, 0)
             return None
         lead["applied"].append(request["event_id"])
         reps = table.get(REPS) or routing.new_state()
-        at = epoch_ms(request["occurred_at"])
+        at = request["occurred_at"]
         routed = None
-        if request["action"] == "RELEASE":
+        if request["action"] == routing_order.RELEASE:
             if lead["owner"]:
                 reps = routing.release(reps, lead["owner"])
                 lead["owner"] = None
@@ -62,12 +101,26 @@ def register(app: Any) -> None:
     @app.agent(source, name="routing")
     async def route(stream: Any) -> None:
         async for events in stream.take_events(settings.intake_batch, within=0.005):
-            stats.saw_internal(topics.ROUTING.name, len(events))
+            now_ms = _now_ms()
+            if reload[0]:
+                reload[0] = False
+                hold_again(now_ms)
+            requests = 0
             for _, request in await emitter.decoded(events, topics.ROUTING):
+                if request["action"] == routing_order.WATERMARK:
+                    holding.watermark(
+                        request.get("partition") or 0, to_ms(request["occurred_at"]), now_ms)
+                else:
+                    requests += 1
+                    hold(request)
+            if requests:  # watermarks are not work: a quiet pipeline must look idle
+                stats.saw_internal(topics.ROUTING.name, requests)
+            for request in holding.release(now_ms):
                 routed = decide(request)
                 if routed is not None:
                     stats.decided(topics.ROUTED, routed)
                     await emitter.send(topics.ROUTED, routed["lead_id"].encode(), routed)
+            stats.routing = holding.status(now_ms)
             await table.flush()
 
 
