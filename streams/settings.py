@@ -86,10 +86,11 @@ class Settings:
     # A breach is final once the clock has been past deadline + grace + lateness for this
     # much wall time: events already sent are still in flight between hops and topics.
     sla_settle_s: float = 3.0
-    # Routing decides in event-time order across partitions: each worker sends a watermark
-    # per inbound partition it owns this often (a caught-up system routes about this much
-    # later), and a partition whose watermarks stop for routing_stale_s (its owner died)
-    # stops holding the others back.
+    # Routing decides in one order across partitions (when leadflow received the inputs,
+    # then event time: core.routing_order): each worker sends a watermark per inbound
+    # partition it owns this often (a caught-up system routes about this much later), and a
+    # partition whose watermarks stop for routing_stale_s (its owner died) stops holding
+    # the others back.
     routing_tick_s: float = 0.2
     routing_stale_s: float = 10.0
     # Owner notifications: every routing decision POSTed here, signed like inbound webhooks

@@ -18,7 +18,7 @@ from streams import topics
 from streams.agents.emit import ChangelogTable, Emitter
 from streams.agents.sla import SlaIndex, register_timer
 from streams.core import contract, handoff, trace
-from streams.core.routing_order import Progress, release_owed
+from streams.core.routing_order import Progress, stamp
 from streams.errors import ErrorCode, LeadflowError
 
 DAY_MS = 86_400_000
@@ -117,7 +117,10 @@ def register(app: Any) -> None:
             clock_ms=index.current(msg.partition), step=step,
             settled_ms=index.settled(msg.partition),
         )
-        sends += release_owed(state, record.get("correlation_id"))
+        # Routing decides in the order inputs were received (core.routing_order).
+        received = round(msg.timestamp * 1000) if msg.timestamp else now_ms
+        sends = stamp(state, sends, spec.kind, step["occurred_at"], received,
+                      record.get("correlation_id"))
         store(lead_id, state, msg.partition)
         stats.accepted[spec.kind] += 1
         dispatch(sends, msg.partition)
@@ -152,7 +155,8 @@ def register(app: Any) -> None:
                         await reject(LeadflowError(ErrorCode.INTERNAL, repr(exc)), event.message)
                     index.processed(event.message, occurred, int(time.time() * 1000))
                     msg = event.message
-                    done.append((msg.topic, msg.partition, msg.offset, occurred))
+                    done.append((msg.topic, msg.partition, msg.offset,
+                                 round(msg.timestamp * 1000) if msg.timestamp else None))
                 await flush()
                 progress.flushed(done)  # after the flush: a watermark never passes a send
 
@@ -164,6 +168,10 @@ def register(app: Any) -> None:
             return
         sends = handoff.on_clock(app.policies, state, clock, now_ms=wall_ms,
                                  settled_ms=index.settled(partition))
+        due = state.get("sla_next")
+        if not sends and due is not None and due <= clock:
+            index.settling(lead_id, partition, due)  # nothing changed: no changelog write
+            return
         store(lead_id, state, partition)
         dispatch(sends, partition)
 

@@ -1,11 +1,12 @@
-"""Routing: give each sales-ready lead to a rep, in one place, in event-time order.
+"""Routing: give each sales-ready lead to a rep, in one place, in one order.
 
 Rep capacity and the round robin are shared by every lead, so requests meet on a
 one-partition topic and one agent decides them (``core.routing`` decides). They arrive in
 the order their partitions happen to be processed, which in a backlog or a failover is not
-event time; so the agent holds each request until the watermarks of every inbound partition
-(``agents.watermarks``) have passed it, and decides the held ones in event-time order
-(``core.routing_order``). A failover or a backlog then changes nothing about who gets a lead.
+the order leadflow received their inputs; so the agent holds each request until the
+watermarks of every inbound partition (``agents.watermarks``) have passed it, and decides the
+held ones in that order (``core.routing_order``: received, then event time). A failover or a
+backlog then changes nothing about who gets a lead.
 
 The table holds the reps' counters under one key and, per lead, who owns it, which requests
 were applied and which are held — held requests must survive a SIGKILL, since Faust commits
@@ -62,7 +63,9 @@ def register(app: Any) -> None:
         pending = lead.setdefault("pending", {})
         if event_id in lead["applied"] or event_id in pending:
             return  # redelivered
-        request = {**request, "occurred_at": to_ms(request["occurred_at"])}
+        received = request.get("received_at")
+        request = {**request, "occurred_at": to_ms(request["occurred_at"]),
+                   "received_at": None if received is None else to_ms(received)}
         pending[event_id] = request
         table.put(lead_id, lead, 0)
         holding.hold(request)

@@ -3,7 +3,7 @@ requests.
 
 Every ``routing_tick_s`` the worker sends, for each inbound partition it actively owns, a
 WATERMARK record onto the one-partition routing topic: every routing request of that
-partition dated at or before it is out (``core.routing_order.watermark``). It goes through
+partition ordered at or before it is out (``core.routing_order.watermark``). It goes through
 the same producer and onto the same topic-partition as the requests intake sent before it,
 so it arrives after them; the router holds requests until every partition's watermark has
 passed them (``agents.routing``).

@@ -1,25 +1,32 @@
-"""Routing in event-time order across partitions: hold each request until no earlier one can
-still come.
+"""Routing in the order leadflow received its inputs, across partitions: hold each request
+until no earlier one can still come.
 
 Routing requests come from the intake of every inbound partition onto one routing topic, so
 they arrive in processing order, and in a backlog (or while a partition moves to another
 worker) partitions are processed at different speeds. Rep capacity and the round robin make
-each decision depend on the ones before it, so the router must decide in event time, as if
-the whole history had been read in that order.
+each decision depend on the ones before it, so the router must decide in one order that
+does not depend on processing speed: the order in which leadflow *received* what made each
+request decidable (the Kafka record timestamp of the input: the capture or activity that
+made the lead an MQL, the status change that closed it), then event time. Live, that is
+what a router deciding on arrival sees (a CRM webhook delivered hours late frees its rep
+when it is read, not when it happened, as the simulator's truth has it); replayed, records
+keep their timestamps (``leadflow replay`` too), so a backlog or a failover decides the same.
+Without delivery delays it is event-time order.
 
 Each inbound partition therefore sends *watermarks* onto the same topic, after the requests
-its intake has already sent: "every routing request of this partition dated at or before W
-is out" (``watermark`` computes W). Because a watermark travels behind the requests it
-covers, a request the router holds is safe to decide once every partition's latest
-watermark has reached its event time: nothing earlier can still arrive (``Holding``). Ties
-in event time go by action (a release frees capacity before a lead dated the same
-millisecond is routed, as the simulator's truth has it), then by event id.
+its intake has already sent: "every routing request of this partition ordered at or before W
+is out" (``watermark`` computes W). Record timestamps grow along a topic partition (the
+order the broker received them), so the requests still to come from a partition are
+ordered after the latest timestamp it has read. Because a watermark travels behind the
+requests it covers, a request the router holds is safe to decide once every partition's
+latest watermark has reached it (``Holding``). Ties go by event time, then releases first (a
+release frees capacity before a lead of the same moment is routed), then event id.
 
 A partition whose watermark stops coming (its owner died and nobody has taken it over yet)
 stops holding the others back after ``stale_ms``; before every partition has reported once
 the router waits at most that long from its (re)start. A request that arrives after the
-router already decided past its event time (late: its partition's owner was stale, or an
-input was late within its topic) is decided at once, and counted.
+router already decided past it (late: its partition's owner was stale, or a REASSIGN the
+SLA timer found) is decided at once, and counted.
 
 Pure: no Faust, no clock of its own; times are epoch milliseconds passed in.
 """
@@ -42,27 +49,31 @@ RELEASE = "RELEASE"
 UNKNOWN = 0
 
 Request = dict[str, Any]
-Key = tuple[int, int, str]
+Key = tuple[int, int, int, str]
+MARKETING = frozenset({"lead", "activity"})
 
 
 def order_key(request: Mapping[str, Any]) -> Key:
-    """Event time, then releases before the rest, then event id: the order of decisions."""
+    """When leadflow received what made the request decidable (its event time if unknown),
+    its event time, releases before the rest, event id: the order of decisions."""
+    at = to_ms(request["occurred_at"])
+    received = request.get("received_at")
     return (
-        to_ms(request["occurred_at"]),
+        at if received is None else to_ms(received),
+        at,
         0 if request["action"] == RELEASE else 1,
         request["event_id"],
     )
 
 
 def watermark(marks: Mapping[str, int], lagging: Iterable[str], wall_ms: int) -> int:
-    """A partition's watermark: every routing request it will send is dated after it.
+    """A partition's watermark: every routing request it sends from now on is ordered after it.
 
-    ``marks``: per input topic, the latest event time whose sends are flushed; ``lagging``:
-    the input topics with records not yet flushed. Caught up, the partition is at the wall
-    clock; otherwise at the earliest of its lagging topics (minus one: another event of the
-    same millisecond may be unread), ``UNKNOWN`` while one of them has no mark yet. Never
-    ahead of the wall clock: an event dated ahead (CRM clocks drift) must not vouch for the
-    unread ones behind it."""
+    ``marks``: per input topic, the latest record timestamp whose sends are flushed;
+    ``lagging``: the input topics with records not yet flushed. Caught up, the partition is
+    at the wall clock; otherwise just before the earliest mark of its lagging topics (their
+    unread records were received no earlier), ``UNKNOWN`` while one of them has no mark.
+    Never ahead of the wall clock."""
     lag = list(lagging)
     if not lag:
         return wall_ms
@@ -70,6 +81,47 @@ def watermark(marks: Mapping[str, int], lagging: Iterable[str], wall_ms: int) ->
     if any(t is None for t in times):
         return UNKNOWN
     return max(UNKNOWN, min(min(t for t in times if t is not None) - 1, wall_ms))
+
+
+def stamp(state: dict[str, Any], sends: list[Send], kind: str, occurred_ms: int,
+          received_ms: int, correlation_id: str | None) -> list[Send]:
+    """After the handoff of one accepted inbound event of a lead (``kind``: lead | activity |
+    status | touch, received at ``received_ms``): ``sends`` with the RELEASE the handoff
+    could not send (``release_owed``) and every routing request stamped ``received_at``.
+
+    A ROUTE was decidable once the captures and activities dated up to its MQL had all been
+    received; a RELEASE once its closing status had. Both can be processed long after (a
+    capture read after later activities, a close read before the routing decision came
+    back), so the lead keeps when its inputs were received (``state["received"]``) until
+    they have served; a request is never stamped before the event being processed, or the
+    partition's watermarks could already have passed it."""
+    if state.get("historic"):
+        return sends
+    received = state.setdefault("received", {})
+    actions = {r["action"] for s, _, r in sends if s is topics.ROUTING}
+    if kind in MARKETING and (state.get("mql_at") is None or "ROUTE" in actions):
+        received.setdefault("m", []).append([occurred_ms, received_ms])
+    elif kind == "status" and (not state.get("released") or RELEASE in actions):
+        received.setdefault("s", []).append([occurred_ms, received_ms])
+    sends = sends + release_owed(state, correlation_id)
+    for spec, _, record in sends:
+        if spec is not topics.ROUTING:
+            continue
+        at = to_ms(record["occurred_at"])
+        if record["action"] == RELEASE:
+            inputs = [r for o, r in received.get("s", ()) if o == at]
+        elif record["action"] == "ROUTE":
+            inputs = [r for o, r in received.get("m", ()) if o <= at]
+        else:
+            inputs = []
+        record["received_at"] = max([received_ms, *inputs])
+    if state.get("mql_at") is not None:
+        received.pop("m", None)  # routed (or never will be): served
+    if state.get("released"):
+        received.pop("s", None)
+    if not received:
+        del state["received"]
+    return sends
 
 
 def release_owed(state: dict[str, Any], correlation_id: str | None) -> list[Send]:
@@ -97,22 +149,23 @@ def release_owed(state: dict[str, Any], correlation_id: str | None) -> list[Send
 
 class Progress:
     """What intake has flushed to the producer, per input topic and partition: the last
-    offset and the latest event time. Noted after each flush, so a watermark computed from
-    it never passes a request still staged."""
+    offset and the latest record timestamp. Noted after each flush, so a watermark computed
+    from it never passes a request still staged."""
 
     def __init__(self) -> None:
         self.offsets: dict[tuple[str, int], int] = {}  # (topic, partition) → last offset
-        self.marks: dict[int, dict[str, int]] = {}  # partition → topic → latest event time
+        self.marks: dict[int, dict[str, int]] = {}  # partition → topic → latest timestamp
 
     def flushed(self, done: Iterable[tuple[str, int, int, int | None]]) -> None:
-        """(topic, partition, offset, event time or None) of each event of a flushed batch."""
+        """(topic, partition, offset, record timestamp or None) of each record of a flushed
+        batch, whatever became of it (accepted, repeated or dead-lettered)."""
         offsets, marks = self.offsets, self.marks
-        for topic, partition, offset, occurred in done:
+        for topic, partition, offset, received in done:
             offsets[(topic, partition)] = offset
-            if occurred is not None:
+            if received is not None:
                 topic_marks = marks.setdefault(partition, {})
-                if occurred > topic_marks.get(topic, -1):
-                    topic_marks[topic] = occurred
+                if received > topic_marks.get(topic, -1):
+                    topic_marks[topic] = received
 
     def done(self, partition: int, names: Iterable[str],
              committed: Mapping[Any, int | None]) -> dict[tuple[str, int], int]:
@@ -181,7 +234,7 @@ class Holding:
         return True
 
     def frontier(self, now_ms: int) -> int | None:
-        """Requests dated at or before this may be decided; None: none may. Stale partitions
+        """Requests ordered at or before this may be decided; None: none may. Stale partitions
         do not count; if every partition is stale, nothing holds (a very large frontier)."""
         marks: list[int] = []
         for p in range(self.partitions):

@@ -107,6 +107,10 @@ async def send_kafka(
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=linger_ms, acks="all")
     await producer.start()
     pending: list[asyncio.Future[Any]] = []
+    # History sent at once (not paced): each record carries when its source delivered it, as
+    # the Kafka that held a backlog would; routing decides in that order (core.routing_order).
+    # Never decreasing, as a broker's own timestamps.
+    stamped, stamp = not pacer.realtime, 0
     try:
         for d in scenario.deliveries:
             await pacer.wait(d.due_s)
@@ -114,7 +118,10 @@ async def send_kafka(
             value, expected = encode_plan(plan, codec, d.bad_kind)
             if value is plan.raw and d.bad_kind != "garbage_bytes":
                 report.raw_fallbacks += 1
-            pending.append(await producer.send(plan.topic, value, key=plan.key))
+            if stamped:
+                stamp = max(stamp, d.delivered_ms or stamp)
+            pending.append(await producer.send(plan.topic, value, key=plan.key,
+                                               timestamp_ms=stamp if stamped else None))
             report.by_topic[plan.topic] += 1
             report.by_expected[expected] += 1
             report.sent += 1

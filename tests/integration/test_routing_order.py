@@ -1,10 +1,10 @@
-"""Routing decides in event time across partitions: a backlog read at different speeds per
-partition, and a worker killed mid-backlog, give every lead the owner (or the queue) the
-simulator's truth gives it.
+"""Routing decides in one order across partitions (when leadflow received the inputs): a
+backlog read at different speeds per partition, and a worker killed mid-backlog, give every
+lead the owner (or the queue) the simulator's truth gives it.
 
-Before the watermarks, the router decided requests in arrival order, and the closes read
-before the routing decision came back never freed their reps: 682 of 1,822 OWNER_ASSIGNED
-verdicts of this history at 4,000 leads differed from the truth (none after)."""
+Before the watermarks, the router decided requests in the order they reached it, and the
+closes read before the routing decision came back never freed their reps: 682 of 1,822
+OWNER_ASSIGNED verdicts of this history at 4,000 leads differed from the truth (none now)."""
 
 from __future__ import annotations
 
@@ -36,11 +36,10 @@ DRAINED = (*topics.INBOUND, topics.IDENTITY_RESOLVED, topics.ROUTED)
 @pytest.fixture(scope="module")
 def scenario() -> Scenario:
     now = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
-    # Delivered as they happen: the truth then frees a rep at the close's event time, which
-    # is what the engine's RELEASE carries. (With delivery delays the truth frees the rep when
-    # the close is read, which a backlog cannot know: see README Limits.)
+    # CRM webhooks delivered seconds to hours late: a rep is free again when leadflow reads
+    # the close, which the backlog's records carry as their Kafka timestamps.
     return generate(29, leads=LEADS, days=4, now=now, bad_share=0, wall_seconds=0,
-                    policies=policies.load(Settings.load()), delays="none")
+                    policies=policies.load(Settings.load()), delays="realistic")
 
 
 def _env() -> dict[str, str]:

@@ -16,14 +16,16 @@ from streams.core.routing_order import (
     Progress,
     order_key,
     release_owed,
+    stamp,
     watermark,
 )
 
 STALE = 10_000
 
 
-def request(at: int, n: int | str, action: str = "ROUTE") -> dict[str, Any]:
-    return {"event_id": f"e{n}", "lead_id": f"l{n}", "action": action, "occurred_at": at}
+def request(at: int, n: int | str, action: str = "ROUTE", **more: Any) -> dict[str, Any]:
+    return {"event_id": f"e{n}", "lead_id": f"l{n}", "action": action, "occurred_at": at,
+            **more}
 
 
 def ids(requests: list[dict[str, Any]]) -> list[str]:
@@ -100,6 +102,19 @@ def test_ties_go_to_a_release_first_then_by_event_id() -> None:
     h.hold(request(10, "a"))
     h.watermark(0, 10, now_ms=1)
     assert ids(h.release(now_ms=1)) == ["ec", "ea", "eb"]
+
+
+def test_the_order_is_when_inputs_were_received_then_event_time() -> None:
+    """A close delivered hours late frees its rep when it is read, not when it happened."""
+    h = Holding(1, STALE, now_ms=0)
+    h.hold(request(10, "late-close", RELEASE, received_at=500))
+    h.hold(request(300, "route", received_at=301))
+    h.hold(request(200, "same-ms", received_at=301))
+    h.hold(request(100, "unstamped"))
+    h.watermark(0, 400, now_ms=1)
+    assert ids(h.release(now_ms=1)) == ["eunstamped", "esame-ms", "eroute"]
+    h.watermark(0, 500, now_ms=2)
+    assert ids(h.release(now_ms=2)) == ["elate-close"]
 
 
 def test_a_request_held_twice_is_decided_once() -> None:
@@ -187,10 +202,10 @@ def test_watermarks_of_unknown_partitions_are_ignored() -> None:
 
 @st.composite
 def partition_streams(draw: st.DrawFn) -> list[list[tuple[str, int, int]]]:
-    """Per partition, what its intake sends in order: requests (event time, id) and watermarks
-    (each promising that no later request of the partition is dated at or before it). Times
-    within a partition may go backwards (a capture read after a later activity) as long as
-    no watermark is passed."""
+    """Per partition, what its intake sends in order: requests (receipt time, id) and
+    watermarks (each promising that no later request of the partition is ordered at or
+    before it). Times within a partition may go backwards (a capture read after later
+    activities) as long as no watermark is passed."""
     n = draw(st.integers(1, 4))
     counter = iter(range(10**6))
     out = []
@@ -223,8 +238,9 @@ def test_any_arrival_interleaving_decides_in_event_time_order(
     h = Holding(len(streams), STALE, now_ms=0)
     decided: list[dict[str, Any]] = []
     for kind, at, n in arrivals:
-        if kind == "request":
-            h.hold(request(at, n, data.draw(st.sampled_from(["ROUTE", RELEASE]))))
+        if kind == "request":  # ordered by when it was received, whenever it happened
+            h.hold(request(data.draw(st.integers(0, 10**6)), n,
+                           data.draw(st.sampled_from(["ROUTE", RELEASE])), received_at=at))
         else:
             h.watermark(n, at, now_ms=0)
         if data.draw(st.booleans()):  # the router releases after some batches, not all
@@ -267,3 +283,55 @@ def test_no_owed_release_when_the_handoff_sends_it_or_there_is_nothing_to_free()
     open_lead = lead_state()
     open_lead["lifecycle"]["changes"] = open_lead["lifecycle"]["changes"][:2]
     assert release_owed(open_lead, None) == []
+
+
+# --- when a request became decidable -----------------------------------------------------
+
+
+def routing(sends: list[Any]) -> list[dict[str, Any]]:
+    return [r for s, _, r in sends if s is topics.ROUTING]
+
+
+def test_a_route_is_stamped_when_the_last_input_up_to_its_mql_was_received() -> None:
+    state: dict[str, Any] = {"lead_id": "l1"}
+    assert stamp(state, [], "activity", 200, 5_000, None) == []  # read first, happened later
+    assert state["received"] == {"m": [[200, 5_000]]}
+    state["mql_at"] = 150
+    route = {"event_id": "r", "action": "ROUTE", "occurred_at": 150}
+    # The capture, received before the activity but read after it, makes the MQL at 150.
+    sends = stamp(state, [(topics.ROUTING, "l1", route), (topics.SCORED, "l1", {})],
+                  "lead", 100, 4_000, None)
+    assert route["received_at"] == 4_000  # the activity dated 200 is not needed for it
+    assert len(sends) == 2 and "received" not in state  # served
+
+
+def test_a_route_is_never_stamped_before_the_event_that_sends_it() -> None:
+    state: dict[str, Any] = {"lead_id": "l1", "received": {"m": [[100, 9_000]]}}
+    state["mql_at"] = 100
+    route = {"event_id": "r", "action": "ROUTE", "occurred_at": 100}
+    stamp(state, [(topics.ROUTING, "l1", route)], "activity", 300, 9_500, None)
+    assert route["received_at"] == 9_500
+
+
+def test_a_close_read_before_the_mql_is_released_when_it_was_received() -> None:
+    state = lead_state(mql_at=None)
+    assert stamp(state, [], "status", 300, 7_000, None) == []  # no MQL yet: nothing to free
+    state["mql_at"] = 100
+    route = {"event_id": "r", "action": "ROUTE", "occurred_at": 100}
+    sends = stamp(state, [(topics.ROUTING, "l1", route)], "activity", 100, 6_000, "c")
+    release = routing(sends)[1]
+    assert release["action"] == RELEASE and release["occurred_at"] == 300
+    assert (route["received_at"], release["received_at"]) == (6_000, 7_000)
+    assert "received" not in state
+
+
+def test_other_requests_are_stamped_when_their_event_was_received() -> None:
+    state: dict[str, Any] = {"lead_id": "l1", "mql_at": 1, "routed": {"owner": "r1"}}
+    reassign = {"event_id": "x", "action": "REASSIGN", "occurred_at": 50}
+    stamp(state, [(topics.ROUTING, "l1", reassign)], "touch", 40, 3_000, None)
+    assert reassign["received_at"] == 3_000
+
+
+def test_imported_history_is_never_stamped() -> None:
+    state: dict[str, Any] = {"lead_id": "l1", "historic": True}
+    assert stamp(state, [], "lead", 1, 2, None) == [] and "received" not in state
