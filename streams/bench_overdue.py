@@ -55,10 +55,13 @@ async def overdue_latency(settings: Settings, base: str, seconds: float, grace_m
     watcher = asyncio.create_task(_watch_overdue(settings, set(lead_ids), found, ready))
     await ready.wait()
     window = timedelta(minutes=15) + timedelta(milliseconds=grace_ms)
-    now = datetime.now(UTC)
+    now, start = datetime.now(UTC), time.monotonic()
     async with aiohttp.ClientSession(base_url=base) as http:
         for i, lead_id in enumerate(lead_ids):
             due_in = 2.0 + (seconds - 2.0) * i / leads  # spread over the phase
+            # Each a second before its deadline passes: one at a time beside the phase's
+            # leads, not a burst that would queue them.
+            await asyncio.sleep(max(0.0, start + due_in - 1.0 - time.monotonic()))
             body = _hand_raiser(lead_id, now - window + timedelta(seconds=due_in))
             async with http.post("/v1/leads", data=body) as resp:
                 if resp.status != 202:

@@ -168,6 +168,10 @@ def register(app: Any) -> None:
             return
         sends = handoff.on_clock(app.policies, state, clock, now_ms=wall_ms,
                                  settled_ms=index.settled(partition))
+        due = state.get("sla_next")
+        if not sends and due is not None and due <= clock:
+            index.settling(lead_id, partition, due)  # nothing changed: no changelog write
+            return
         store(lead_id, state, partition)
         dispatch(sends, partition)
 

@@ -68,6 +68,7 @@ class SlaIndex:
         self.report = {} if report is None else report  # served in /v1/stats
         self.clock = EventClock(gated=GATED, idle_ms=idle_ms, idle_pace=idle_pace)
         self._heaps: dict[int, list[tuple[int, str]]] = {}
+        self._settling: dict[int, list[tuple[int, str]]] = {}  # due by the settled clock
         self._due: dict[str, int] = {}
         self._done_offset: dict[TP, int] = {}
         self._active: frozenset[int] = frozenset()
@@ -86,6 +87,13 @@ class SlaIndex:
         elif self._due.get(lead_id) != due:
             self._due[lead_id] = due
             heapq.heappush(self._heaps.setdefault(partition, []), (due, lead_id))
+
+    def settling(self, lead_id: str, partition: int, due: int) -> None:
+        """The lead's next verdict is a final one the clock has reached but the settled clock
+        has not: look again when the settled clock gets there, not at every tick (after a
+        jump of the clock that is thousands of leads judged again and again)."""
+        self._due[lead_id] = due
+        heapq.heappush(self._settling.setdefault(partition, []), (due, lead_id))
 
     def current(self, partition: int) -> int | None:
         return self.clock.current(partition)
@@ -126,6 +134,7 @@ class SlaIndex:
         """Rebuild the index from the table at the next tick (after a rebalance: deadlines
         taken off the heaps by an interrupted tick come back with their leads' states)."""
         self._heaps.clear()
+        self._settling.clear()
         self._due.clear()
         self._reindex = True
 
@@ -144,7 +153,7 @@ class SlaIndex:
             self._history.pop(p, None)
             self._settled.pop(p, None)
             self.report.pop(p, None)
-            for _, lead_id in self._heaps.pop(p, ()):
+            for _, lead_id in [*self._heaps.pop(p, ()), *self._settling.pop(p, ())]:
                 self._due.pop(lead_id, None)
         if gained:
             wall_ms = int(time.time() * 1000)
@@ -170,17 +179,19 @@ class SlaIndex:
             lag = lagging(self.app.consumer, INPUTS, p, self._done_offset)
             clock = self.clock.now(p, lag, wall_ms)
             self._settle(p, clock, wall_ms, bool(lag & set(GATED)))
+            for heap, until in ((self._heaps.get(p), clock),
+                                (self._settling.get(p), self._settled.get(p))):
+                while heap:
+                    due, lead_id = heap[0]
+                    if self._due.get(lead_id) != due:
+                        heapq.heappop(heap)  # superseded by a later entry for the lead
+                        continue
+                    if until is None or clock is None or due > until:
+                        break
+                    heapq.heappop(heap)
+                    del self._due[lead_id]
+                    out.append((p, clock, lead_id))
             heap = self._heaps.get(p)
-            while heap:
-                due, lead_id = heap[0]
-                if self._due.get(lead_id) != due:
-                    heapq.heappop(heap)  # superseded by a later entry for the lead
-                    continue
-                if clock is None or due > clock:
-                    break
-                heapq.heappop(heap)
-                del self._due[lead_id]
-                out.append((p, clock, lead_id))
             self.report[p] = {"event_time": clock, "waiting_for": sorted(lag),
                               "next_due": heap[0][0] if heap else None}
         return out

@@ -146,8 +146,12 @@ def judge(contract: sla.Contract, state: State, clock_ms: int | None, *,
             done[v.clause], revs[v.clause] = decided.verdict, 1
             issues.append(Issue(decided, FINAL, 1))
         elif v.clause not in noticed:
+            # Chase while the breach is provisional; one the clock is already past the
+            # lateness of (a jump after a quiet spell, a backlog) is final in a moment.
             noticed[v.clause] = v.deadline or 0
-            issues.append(Issue(v, OVERDUE, 0))
+            if clock_ms is None or v.deadline is None or (
+                    clock_ms <= v.deadline + contract.grace_ms + lateness):
+                issues.append(Issue(v, OVERDUE, 0))
     # When to look again: an open clock's overdue moment, a noticed breach's final moment,
     # or a fact the clock has not reached yet.
     wake = [sla.next_due(contract, open_now), ahead]
