@@ -44,6 +44,9 @@ def register(app: Any) -> None:
     holding = routing_order.Holding(
         settings.partitions, int(settings.routing_stale_s * 1000), _now_ms())
     reload = [True]  # hold again what the table holds: at the start and after an assignment
+    # How far the router has read the routing topic (the latest record timestamp): with its
+    # own clock, what says a partition's owner is gone (core.routing_order.Holding).
+    read_to = [0]
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app: Any, assigned: Any, **_: Any) -> None:
@@ -51,7 +54,7 @@ def register(app: Any) -> None:
             reload[0] = True
 
     def hold_again(now_ms: int) -> None:
-        holding.restart(now_ms)
+        holding.restart(now_ms, _now_ms())
         for key, lead in raw.data.items():
             if key != REPS and isinstance(lead, dict):
                 for request in (lead.get("pending") or {}).values():
@@ -104,26 +107,30 @@ def register(app: Any) -> None:
     @app.agent(source, name="routing")
     async def route(stream: Any) -> None:
         async for events in stream.take_events(settings.intake_batch, within=0.005):
-            now_ms = _now_ms()
-            if reload[0]:
-                reload[0] = False
-                hold_again(now_ms)
             requests = 0
-            for _, request in await emitter.decoded(events, topics.ROUTING):
+            for event, request in await emitter.decoded(events, topics.ROUTING):
+                stamp = event.message.timestamp
+                now_ms = round(stamp * 1000) if stamp else _now_ms()
+                if reload[0]:  # the first record read since the (re)start starts the grace
+                    reload[0] = False
+                    read_to[0] = now_ms
+                    hold_again(now_ms)
+                read_to[0] = max(read_to[0], now_ms)
                 if request["action"] == routing_order.WATERMARK:
-                    holding.watermark(
-                        request.get("partition") or 0, to_ms(request["occurred_at"]), now_ms)
+                    holding.watermark(request.get("partition") or 0,
+                                      to_ms(request["occurred_at"]), now_ms, _now_ms())
                 else:
                     requests += 1
                     hold(request)
             if requests:  # watermarks are not work: a quiet pipeline must look idle
                 stats.saw_internal(topics.ROUTING.name, requests)
-            for request in holding.release(now_ms):
+            now_ms, wall_ms = read_to[0], _now_ms()
+            for request in holding.release(now_ms, wall_ms):
                 routed = decide(request)
                 if routed is not None:
                     stats.decided(topics.ROUTED, routed)
                     await emitter.send(topics.ROUTED, routed["lead_id"].encode(), routed)
-            stats.routing = holding.status(now_ms)
+            stats.routing = holding.status(now_ms, wall_ms)
             await table.flush()
 
 

@@ -24,7 +24,9 @@ release frees capacity before a lead of the same moment is routed), then event i
 
 A partition whose watermark stops coming (its owner died and nobody has taken it over yet)
 stops holding the others back after ``stale_ms``; before every partition has reported once
-the router waits at most that long from its (re)start. A request that arrives after the
+the router waits at most that long from its (re)start. Silent by the routing topic's time
+(the timestamps of the records the router has read) and by the router's own clock alike:
+see ``Holding``. A request that arrives after the
 router already decided past it (late: its partition's owner was stale, or a REASSIGN the
 SLA timer found) is decided at once, and counted.
 
@@ -190,14 +192,21 @@ class Progress:
 class Holding:
     """The requests the router holds, and the watermarks that release them.
 
-    ``partitions``: how many inbound partitions send watermarks (0 .. partitions - 1)."""
+    ``partitions``: how many inbound partitions send watermarks (0 .. partitions - 1).
+    ``now_ms``: how far the router has read the routing topic (its records' timestamps);
+    ``wall_ms``: the router's own clock (default ``now_ms``). A partition is stale once it
+    has been silent for ``stale_ms`` by both: a router that falls behind must not take the
+    partitions whose watermarks it has yet to read for dead ones, and a router that restarts
+    and reads its predecessor's records must not take the time nobody wrote for silence."""
 
-    def __init__(self, partitions: int, stale_ms: int, now_ms: int) -> None:
+    def __init__(self, partitions: int, stale_ms: int, now_ms: int,
+                 wall_ms: int | None = None) -> None:
         self.partitions = partitions
         self.stale_ms = stale_ms
-        self._since = now_ms  # start or restart: the grace before a silent partition is stale
+        # Start or restart: the grace before a partition that never reported is stale.
+        self._since = (now_ms, now_ms if wall_ms is None else wall_ms)
         self._marks: dict[int, int] = {}  # partition → latest watermark
-        self._seen: dict[int, int] = {}  # partition → wall time its last watermark came
+        self._seen: dict[int, tuple[int, int]] = {}  # partition → when its last one came
         self._heap: list[tuple[Key, Request]] = []
         self._held: set[str] = set()
         self.decided_to: Key | None = None  # the latest decision's key
@@ -206,20 +215,26 @@ class Holding:
     def __len__(self) -> int:
         return len(self._heap)
 
-    def restart(self, now_ms: int) -> None:
+    def restart(self, now_ms: int, wall_ms: int | None = None) -> None:
         """The router (re)starts: forget what it holds (the caller holds it again from its
         table) and give every partition ``stale_ms`` to report. Watermarks are kept: each
         was true when sent and stays true."""
-        self._since = now_ms
+        self._since = (now_ms, now_ms if wall_ms is None else wall_ms)
         self._heap.clear()
         self._held.clear()
 
-    def watermark(self, partition: int, at_ms: int, now_ms: int) -> None:
+    def watermark(self, partition: int, at_ms: int, now_ms: int,
+                  wall_ms: int | None = None) -> None:
         if not 0 <= partition < self.partitions:
             return  # a partition count this router does not know: nothing to wait for
         if at_ms > self._marks.get(partition, UNKNOWN - 1):
             self._marks[partition] = at_ms  # a new owner may start behind its predecessor
-        self._seen[partition] = now_ms
+        self._seen[partition] = (now_ms, now_ms if wall_ms is None else wall_ms)
+
+    def _stale(self, partition: int, now_ms: int, wall_ms: int) -> bool:
+        seen, since = self._seen.get(partition, self._since), self._since
+        return (now_ms - max(seen[0], since[0]) > self.stale_ms
+                and wall_ms - max(seen[1], since[1]) > self.stale_ms)
 
     def hold(self, request: Request) -> bool:
         """Hold ``request`` until its turn; False if it is held already."""
@@ -233,22 +248,23 @@ class Holding:
         heapq.heappush(self._heap, (key, request))
         return True
 
-    def frontier(self, now_ms: int) -> int | None:
+    def frontier(self, now_ms: int, wall_ms: int | None = None) -> int | None:
         """Requests ordered at or before this may be decided; None: none may. Stale partitions
-        do not count; if every partition is stale, nothing holds (a very large frontier)."""
+        do not count; if every partition is stale, nothing holds (a very large frontier:
+        requests keep coming but no watermark does, as from workers that send none)."""
+        wall = now_ms if wall_ms is None else wall_ms
         marks: list[int] = []
         for p in range(self.partitions):
-            seen = max(self._seen.get(p, self._since), self._since)
-            if now_ms - seen > self.stale_ms:
+            if self._stale(p, now_ms, wall):
                 continue  # silent too long: it stops holding the others back
             if p not in self._marks:
                 return None  # not reported since the start, still within the grace
             marks.append(self._marks[p])
         return min(marks) if marks else 1 << 62
 
-    def release(self, now_ms: int) -> list[Request]:
+    def release(self, now_ms: int, wall_ms: int | None = None) -> list[Request]:
         """The held requests whose turn has come, in decision order."""
-        frontier = self.frontier(now_ms)
+        frontier = self.frontier(now_ms, wall_ms)
         out: list[Request] = []
         heap = self._heap
         while heap and frontier is not None and heap[0][0][0] <= frontier:
@@ -259,14 +275,15 @@ class Holding:
             out.append(request)
         return out
 
-    def status(self, now_ms: int) -> dict[str, Any]:
-        """For /v1/stats: what is held, up to when it may go, each partition's watermark."""
+    def status(self, now_ms: int, wall_ms: int | None = None) -> dict[str, Any]:
+        """For /v1/stats: what is held, up to when it may go, each partition's watermark
+        and how long ago (routing topic time) it came."""
         return {
             "held": len(self._heap),
-            "frontier": self.frontier(now_ms),
+            "frontier": self.frontier(now_ms, wall_ms),
             "late": self.late,
             "watermarks": {
-                str(p): {"at": self._marks.get(p), "age_ms": now_ms - self._seen[p]}
+                str(p): {"at": self._marks.get(p), "age_ms": now_ms - self._seen[p][0]}
                 for p in sorted(self._seen)
             },
         }

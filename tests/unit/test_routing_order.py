@@ -161,6 +161,32 @@ def test_a_stale_partition_stops_holding_the_others_back() -> None:
     assert h.late == 1
 
 
+def test_a_router_that_falls_behind_does_not_take_live_partitions_for_dead_ones() -> None:
+    """Stale is by the routing topic's time too: read an hour late, partition 1's watermarks
+    are still to come right behind the requests being read."""
+    h = Holding(2, STALE, now_ms=0, wall_ms=0)
+    h.watermark(0, 5, now_ms=0, wall_ms=0)
+    h.watermark(1, 5, now_ms=0, wall_ms=0)
+    h.hold(request(10, 1))
+    h.watermark(0, 100, now_ms=200, wall_ms=3_600_000)
+    assert h.release(now_ms=200, wall_ms=3_600_000) == []
+    h.watermark(1, 100, now_ms=200, wall_ms=3_600_001)
+    assert ids(h.release(now_ms=200, wall_ms=3_600_001)) == ["e1"]
+
+
+def test_a_restarted_router_does_not_take_its_downtime_for_silence() -> None:
+    """Its predecessor's last watermarks, read just now, are followed in the topic by the
+    new owners' records a restart later: nobody is stale until the router's own clock says
+    so as well."""
+    h = Holding(2, STALE, now_ms=0, wall_ms=50_000)
+    h.watermark(0, 5, now_ms=0, wall_ms=50_000)
+    h.watermark(1, 5, now_ms=0, wall_ms=50_000)
+    h.hold(request(10, 1))
+    h.watermark(0, 100, now_ms=3 * STALE, wall_ms=50_001)  # the new owner of partition 0
+    assert h.release(now_ms=3 * STALE, wall_ms=50_001) == []
+    assert ids(h.release(now_ms=3 * STALE, wall_ms=50_002 + STALE)) == ["e1"]  # 1 is gone
+
+
 def test_a_partition_that_never_reports_holds_for_the_grace_after_a_start() -> None:
     h = Holding(2, STALE, now_ms=1000)
     h.hold(request(10, 1))
