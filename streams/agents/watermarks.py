@@ -1,12 +1,13 @@
 """Routing watermarks: how far each inbound partition this worker owns has sent its routing
 requests.
 
-Every ``routing_tick_s`` the worker sends, for each inbound partition it actively owns, a
-WATERMARK record onto the one-partition routing topic: every routing request of that
-partition ordered at or before it is out (``core.routing_order.watermark``). It goes through
-the same producer and onto the same topic-partition as the requests intake sent before it,
-so it arrives after them; the router holds requests until every partition's watermark has
-passed them (``agents.routing``).
+Every ``routing_tick_s``, and as soon as intake has flushed routing requests, the worker
+sends, for each inbound partition it actively owns, a WATERMARK record onto the
+one-partition routing topic: every routing request of that partition ordered at or before
+it is out (``core.routing_order.watermark``). It goes through the same producer and onto
+the same topic-partition as the requests intake sent before it, so it arrives after them;
+the router holds requests until every partition's watermark has passed them
+(``agents.routing``).
 
 Intake notes its progress after each flush (``app.intake_progress``), so a watermark never
 covers a request still staged. A partition with nothing to promise yet (a lagging input not
@@ -17,6 +18,8 @@ deeming it stale.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from typing import Any
@@ -27,6 +30,8 @@ from streams.agents.sla import INPUTS, lagging
 from streams.core import routing_order
 
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
+# At most one watermark sent early (after routing requests) per this long.
+EARLY_GAP_S = 0.02
 
 
 def record(partition: int, at_ms: int) -> dict[str, Any]:
@@ -42,9 +47,14 @@ def record(partition: int, at_ms: int) -> dict[str, Any]:
 def register(app: Any) -> None:
     progress: routing_order.Progress = app.intake_progress
     emitter = Emitter(app)
+    tick_s = app.settings.routing_tick_s
+    handoff = app.stats.handoff
 
-    @app.timer(interval=app.settings.routing_tick_s, name="routing.watermarks")
-    async def tick() -> None:
+    def requested() -> int:
+        """Routing requests intake has staged so far (ROUTE counts as "mql")."""
+        return handoff["mql"] + handoff["release"] + handoff["reassign"]
+
+    async def send() -> None:
         consumer = app.consumer
         committed = consumer._committed_offset  # Faust's own record of its commits
         rebalancing = app.rebalancing
@@ -61,3 +71,27 @@ def register(app: Any) -> None:
                 at = routing_order.watermark(progress.marks.get(p, {}), lag, wall_ms)
             emitter.stage(topics.ROUTING, str(p).encode(), record(p, at), 0)
         await emitter.flush()
+
+    @app.task(traced=False)
+    async def watermarks() -> None:
+        """Every tick; and at once (at most every EARLY_GAP_S) after intake flushed a batch
+        that sent routing requests, so a caught-up router decides them a hop later instead
+        of up to a tick later."""
+        wake = asyncio.Event()
+        progress.on_flushed = wake.set
+        sent, next_tick = requested(), time.monotonic() + tick_s
+        while True:
+            timeout = next_tick - time.monotonic()
+            if timeout > 0:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout)
+            wake.clear()
+            made = requested()
+            if time.monotonic() < next_tick and made == sent:
+                continue  # a flush that routed nothing: the tick will do
+            sent, next_tick = made, time.monotonic() + tick_s
+            try:
+                await send()
+            except Exception:  # the next tick tries again; a silent owner looks dead
+                app.log.exception("routing watermarks not sent")
+            await asyncio.sleep(EARLY_GAP_S)

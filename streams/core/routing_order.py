@@ -36,7 +36,7 @@ Pure: no Faust, no clock of its own; times are epoch milliseconds passed in.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from streams import topics
@@ -157,6 +157,7 @@ class Progress:
     def __init__(self) -> None:
         self.offsets: dict[tuple[str, int], int] = {}  # (topic, partition) → last offset
         self.marks: dict[int, dict[str, int]] = {}  # partition → topic → latest timestamp
+        self.on_flushed: Callable[[], None] | None = None  # called after each batch noted
 
     def flushed(self, done: Iterable[tuple[str, int, int, int | None]]) -> None:
         """(topic, partition, offset, record timestamp or None) of each record of a flushed
@@ -168,6 +169,8 @@ class Progress:
                 topic_marks = marks.setdefault(partition, {})
                 if received > topic_marks.get(topic, -1):
                     topic_marks[topic] = received
+        if self.on_flushed is not None:
+            self.on_flushed()
 
     def done(self, partition: int, names: Iterable[str],
              committed: Mapping[Any, int | None]) -> dict[tuple[str, int], int]:
