@@ -88,7 +88,7 @@ class Settings:
     sla_settle_s: float = 3.0
     # Routing decides in one order across partitions (when leadflow received the inputs,
     # then event time: core.routing_order): each worker sends a watermark per inbound
-    # partition it owns this often (a caught-up system routes about this much later), and a
+    # partition it owns this often, and after each flush that sent routing requests; a
     # partition whose watermarks stop for routing_stale_s (its owner died) stops holding
     # the others back.
     routing_tick_s: float = 0.2
