@@ -363,11 +363,16 @@ def _verdicts(
     return _issue(p, state, issues, now_ms, corr)
 
 
-def verdict_id(lead_id: str, clause: str, status: str, revision: int) -> str:
-    """A revision's event id; revision 1 keeps the id verdicts had before revisions."""
+def _verdict_what(clause: str, status: str, revision: int) -> str:
+    """What a revision is, for its event id and its trace step alike; revision 1 keeps the
+    name verdicts had before revisions."""
     if status == sla_lifecycle.OVERDUE:
-        return derived_id(lead_id, f"sla/{clause}/overdue")
-    return derived_id(lead_id, f"sla/{clause}" if revision == 1 else f"sla/{clause}/r{revision}")
+        return f"sla/{clause}/overdue"
+    return f"sla/{clause}" if revision == 1 else f"sla/{clause}/r{revision}"
+
+
+def verdict_id(lead_id: str, clause: str, status: str, revision: int) -> str:
+    return derived_id(lead_id, _verdict_what(clause, status, revision))
 
 
 def _issue(p: Policies, state: State, issues: list[sla_lifecycle.Issue], now_ms: int,
@@ -376,7 +381,8 @@ def _issue(p: Policies, state: State, issues: list[sla_lifecycle.Issue], now_ms:
     sends: list[Send] = []
     for i in issues:
         v = i.verdict
-        event_id = verdict_id(lead_id, v.clause, i.status, i.revision)
+        what = _verdict_what(v.clause, i.status, i.revision)
+        event_id = derived_id(lead_id, what)
         supersedes = (verdict_id(lead_id, v.clause, sla_lifecycle.FINAL, i.revision - 1)
                       if i.status == sla_lifecycle.CORRECTION else None)
         sends.append((topics.SLA, lead_id, {
@@ -389,8 +395,6 @@ def _issue(p: Policies, state: State, issues: list[sla_lifecycle.Issue], now_ms:
             "status": i.status, "revision": i.revision, "verdict_key": f"{lead_id}/{v.clause}",
             "supersedes": supersedes, "late_source": i.late_source, "late_by_ms": i.late_by_ms,
         }))
-        what = ("sla/" + v.clause + ("/overdue" if i.status == sla_lifecycle.OVERDUE else "")
-                + (f"/r{i.revision}" if i.revision > 1 else ""))
         _step(state, trace.StepKind.SLA, what, v.evaluated_at, now_ms, {
             "clause": v.clause, "verdict": v.verdict, "party": v.party,
             "deadline": v.deadline, "met_at": v.met_at, "owner": v.owner_id,
