@@ -282,11 +282,16 @@ def _crossings(p: Policies, inputs: list[feats.Input]) -> tuple[Moment | None, M
     return first, None
 
 
+def routing_id(lead_id: str, action: str, at: int) -> str:
+    """A routing request's event id: the router's last tie-break between two requests."""
+    return derived_id(lead_id, f"routing/{action}/{at}")
+
+
 def _routing(state: State, action: str, at: int, corr: str | None, **extra: Any) -> Send:
     f = extra.get("features") or state.get("features") or {}
     lead_id = state["lead_id"]
     return (topics.ROUTING, lead_id, {
-        "event_id": derived_id(lead_id, f"routing/{action}/{at}"), "lead_id": lead_id,
+        "event_id": routing_id(lead_id, action, at), "lead_id": lead_id,
         "action": action, "owner_id": extra.get("owner"), "region": f.get("region"),
         "segment": f.get("size_band"), "industry": f.get("industry"),
         "tech": list(f.get("tech") or ()), "tier": extra.get("tier") or "STANDARD",

@@ -42,7 +42,7 @@ from typing import Any
 from streams import topics
 from streams.core import lifecycle
 from streams.core.contract import to_ms
-from streams.core.handoff import TERMINAL, Send, derived_id
+from streams.core.handoff import TERMINAL, Send, routing_id
 
 WATERMARK = "WATERMARK"
 RELEASE = "RELEASE"
@@ -144,7 +144,7 @@ def release_owed(state: dict[str, Any], correlation_id: str | None) -> list[Send
     state["released"] = True  # the handoff must not send it again once routed
     lead_id, at = state["lead_id"], fold.closed_at
     return [(topics.ROUTING, lead_id, {
-        "event_id": derived_id(lead_id, f"routing/{RELEASE}/{at}"), "lead_id": lead_id,
+        "event_id": routing_id(lead_id, RELEASE, at), "lead_id": lead_id,
         "action": RELEASE, "occurred_at": at, "correlation_id": correlation_id,
     })]
 

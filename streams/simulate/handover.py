@@ -24,7 +24,7 @@ from typing import Any
 
 from streams.core import contract, payloads
 from streams.core import features as feats
-from streams.core.handoff import Policies
+from streams.core.handoff import Policies, routing_id
 from streams.core.routing import Decision, LeadFacts, RoutingConfig, new_state, release, route
 from streams.simulate import verdicts
 from streams.simulate.funnel import Funnel, behaviour_logit, sigmoid
@@ -228,7 +228,7 @@ def hand_over(f: Funnel, prospects: list[Prospect]) -> list[Handled]:
         if h.mql_at is not None:
             ready.append((h.mql_at, i, h))
     settle(f, prospects, {prospects[i].truth.lead_id: at for at, i, _ in ready})
-    ready.sort(key=_by_time)
+    ready.sort(key=lambda item: _route_order(prospects[item[1]].truth.lead_id, item[0]))
 
     router = Router(p.routing)
     reps = {r.rep_id: r for r in f.reps}
@@ -281,5 +281,7 @@ def _evidence(d: Delivery, to: str = "", explained: bool = True) -> verdicts.Evi
     return verdicts.Evidence(at, delivered, d.channel, to, explained)
 
 
-def _by_time(item: tuple[int, int, Handover]) -> tuple[int, int]:
-    return item[0], item[1]
+def _route_order(lead_id: str, mql_at: int) -> tuple[int, str]:
+    """MQL time, then the ROUTE request's event id: the router's own tie-break
+    (``routing_order.order_key``), so two MQLs in the same millisecond go the same way."""
+    return mql_at, routing_id(lead_id, "ROUTE", mql_at)
