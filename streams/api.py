@@ -228,6 +228,10 @@ def register(app: Any) -> None:
 
     metrics.register(app)  # GET /metrics (Prometheus), beside the health check
 
+    from streams import api_admin
+
+    api_admin.register(app)  # POST /v1/admin/erasures, behind the admin token
+
     @app.page("/v1/health")
     class Health(View):
         async def get(self, request: Request) -> Response:

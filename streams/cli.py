@@ -283,6 +283,39 @@ def replay(since: Any, archive_dir: str | None) -> None:
     click.echo(report.table())
 
 
+@main.command()
+@click.argument("subject", metavar="LEAD_ID|EMAIL")
+@click.option("--by", "by", default=None,
+              help="Who asks (recorded in the erasure log; default: your login name).")
+@click.option("--wait", "wait_s", type=float, default=120.0, show_default=True,
+              help="Seconds to wait for the workers to finish it (0: do not wait).")
+def erase(subject: str, by: str | None, wait_s: float) -> None:
+    """Erase a person's personal data everywhere leadflow keeps it (GDPR Art. 17).
+
+    A lead id erases that lead and every lead of the same person; an e-mail erases every
+    lead captured with it. Tables, changelogs (rewritten values, identity tombstone), the
+    archive (files rewritten), the dashboard's read cache. Repeating it changes nothing.
+    What stays and what erasure cannot reach: README, Operations, Erasure.
+
+    
+    Examples:
+      leadflow erase 3f6c2a9e-8d1b-4c57-9a0e-2b7d4f1c8e53 --by dpo@example.com
+      leadflow erase dana.whitfield@northwind-analytics.io
+    """
+    import getpass
+
+    from streams import erase as erasing
+    from streams.errors import LeadflowError
+
+    settings = Settings.load()
+    who = by or getpass.getuser()
+    try:
+        done = erasing.run(settings, subject, by=who, timeout_s=wait_s or None)
+    except LeadflowError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(json.dumps(done, indent=2))
+
+
 @main.group()
 def schemas() -> None:
     """The Avro contracts under avro/."""

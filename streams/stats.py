@@ -18,6 +18,7 @@ class Stats:
     dead_letters: Counter[str] = field(default_factory=Counter)  # by error code
     http_rejected: Counter[str] = field(default_factory=Counter)  # by error code, never on Kafka
     aliases: int = 0
+    erased: int = 0  # leads erased (core.erasure) by this worker
     handoff: Counter[str] = field(default_factory=Counter)  # scored, mql, routed, ...
     sla: Counter[str] = field(default_factory=Counter)  # "CLAUSE/VERDICT"
     notified: Counter[str] = field(default_factory=Counter)  # delivered | failed
@@ -78,6 +79,7 @@ class Stats:
             "dead_letters_total": sum(self.dead_letters.values()),
             "http_rejected": dict(self.http_rejected),
             "aliases": self.aliases,
+            "erased": self.erased,
             "handoff": dict(self.handoff),
             "sla": dict(self.sla),
             "notified": dict(self.notified),

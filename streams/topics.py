@@ -36,8 +36,8 @@ MODELS = TopicSpec(
 DEAD_LETTERS = TopicSpec("leadflow.dead-letters", "DeadLetter", "original key")
 OUTBOUND = (SCORED, ROUTED, SLA, MODELS, DEAD_LETTERS)
 
-# Identity is keyed by normalised email, so it needs its own partitioning.
-IDENTITY_CLAIMS = TopicSpec("leadflow.identity-claims", "IdentityClaim", "normalised email")
+# Identity is keyed by the person (a hash of the normalised email): its own partitioning.
+IDENTITY_CLAIMS = TopicSpec("leadflow.identity-claims", "IdentityClaim", "identity key")
 IDENTITY_RESOLVED = TopicSpec("leadflow.identity-resolved", "IdentityResolved", "lead_id")
 # Rep capacity and monthly figures are shared by every lead: one partition each, in order.
 ROUTING = TopicSpec("leadflow.routing", "RoutingRequest", "lead_id", partitions=1)
@@ -47,7 +47,10 @@ MARKETING = TopicSpec("leadflow.marketing", "MarketingFact", "lead_id", partitio
 EXAMPLES = TopicSpec(
     "leadflow.examples", "TrainingExample", "lead_id", compacted=True, partitions=1
 )
-INTERNAL = (IDENTITY_CLAIMS, IDENTITY_RESOLVED, ROUTING, MARKETING, EXAMPLES)
+# Erasures (core.erasure): keyed by lead id for the intake, by identity key (a hash of the
+# e-mail) for the identity agent; both read the topic and each takes its own.
+ERASURES = TopicSpec("leadflow.erasures", "ErasureRequested", "lead id or identity key")
+INTERNAL = (IDENTITY_CLAIMS, IDENTITY_RESOLVED, ROUTING, MARKETING, EXAMPLES, ERASURES)
 
 ALL = INBOUND + OUTBOUND + INTERNAL
 BY_NAME = {t.name: t for t in ALL}

@@ -19,6 +19,7 @@ import multiprocessing
 import signal
 from typing import Any
 
+from streams.archive.erasures import ErasureLog
 from streams.archive.layout import ARCHIVED, archive_root
 from streams.archive.writer import Raw, Writer
 from streams.settings import Settings
@@ -89,6 +90,7 @@ async def run(settings: Settings) -> None:
     writer = Writer(
         archive_root(settings), codec.decode, batch=settings.archive_batch,
         flush_s=settings.archive_flush_s, schema_of=codec.registry.schema,
+        erasures=ErasureLog(archive_root(settings)),
     )
 
     class Revoked(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -1,17 +1,22 @@
 """Identity: the same normalised email is the same person.
 
-Claims arrive keyed by normalised email, so one person's claims meet on one partition. When a
-claim makes a lead an alias of another (or changes which lead is canonical), both leads'
-traces get an IdentityResolved step, sent keyed by lead id back to the intake agent.
+Claims arrive keyed by the person's identity key (a hash of the normalised email,
+core.erasure.identity_key), so one person's claims meet on one partition. When a claim makes
+a lead an alias of another (or changes which lead is canonical), both leads' traces
+get an IdentityResolved step, sent keyed by lead id back to the intake agent.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from streams import topics
 from streams.agents.emit import Emitter
-from streams.core import contract, identity
+from streams.agents.erasure import Eraser
+from streams.archive.erasures import ErasureLog
+from streams.archive.layout import archive_root
+from streams.core import contract, erasure, identity
 from streams.errors import LeadflowError
 
 
@@ -60,3 +65,41 @@ def register(app: Any) -> None:
                         "correlation_id": claim.get("correlation_id"),
                     }
                     await emitter.send(resolved, lead_id.encode(), record)
+
+    erasures = app.topic(
+        topics.ERASURES.name,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    erasure_log = ErasureLog(archive_root(settings))
+    eraser = Eraser(app)
+
+    @app.agent(erasures, name="identity.erasures")
+    async def forget(stream: Any) -> None:
+        """An erasure by e-mail (or handed over by a lead's erasure): the person's identity
+        entry goes (a tombstone keyed by the identity key: no e-mail in it) and each of its
+        leads gets its own erasure, keyed by lead id for the intake. Requests naming a lead
+        are the intake's (it reads this topic too)."""
+        async for event in stream.events():
+            app.stats.saw_internal(topics.ERASURES.name)
+            try:
+                record = codec.decode(event.message.value or b"", topics.ERASURES.record)
+            except LeadflowError:
+                app.log.exception("undecodable erasure at offset %s", event.message.offset)
+                continue
+            key = record.get("identity_key")
+            if record.get("lead_id") or not key:
+                continue
+            entry = identities.get(key)
+            leads = [] if entry is None else [entry["canonical"], *entry["aliases"]]
+            if entry is not None:
+                del identities[key]
+            await asyncio.to_thread(erasure_log.append, erasure.audit(
+                "identity", record["erasure_id"], identity_key=key, leads=leads,
+                requested_by=record["requested_by"], via=record["via"]))
+            for lead_id in leads:
+                await emitter.send(topics.ERASURES, lead_id.encode(),
+                                   erasure.for_lead(record, lead_id))
+            if not leads:  # no lead known: what the archive holds of the address still goes
+                eraser.submit(None, record, key)

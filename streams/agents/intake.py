@@ -16,8 +16,9 @@ from typing import Any
 
 from streams import topics
 from streams.agents.emit import ChangelogTable, Emitter
+from streams.agents.erasure import Eraser
 from streams.agents.sla import SlaIndex, register_timer
-from streams.core import contract, handoff, trace
+from streams.core import contract, erasure, handoff, trace
 from streams.core.routing_order import Progress, stamp
 from streams.errors import ErrorCode, LeadflowError
 
@@ -42,6 +43,7 @@ def register(app: Any) -> None:
                      idle_pace=settings.sla_idle_pace)
     # What has been flushed, for routing's watermarks (agents.watermarks).
     progress = app.intake_progress = Progress()
+    eraser = Eraser(app)
 
     def dispatch(sends: list[handoff.Send], partition: int) -> None:
         """Stage what the handoff decided about a lead of ``partition`` (sent by ``flush``):
@@ -70,6 +72,9 @@ def register(app: Any) -> None:
         stats.saw_event(msg.topic, now)
         try:
             record = codec.decode(msg.value or b"", spec.record)
+            if spec is topics.ERASURES:
+                forget(record, now_ms, msg.partition)
+                return
             if spec is topics.IDENTITY_RESOLVED:
                 lead_id = record["lead_id"]
                 state, added = trace.apply_alias(
@@ -121,19 +126,39 @@ def register(app: Any) -> None:
         received = round(msg.timestamp * 1000) if msg.timestamp else now_ms
         sends = stamp(state, sends, spec.kind, step["occurred_at"], received,
                       record.get("correlation_id"))
+        # An erased lead's capture read again (an inbound topic keeps it until its retention)
+        # claims no identity: the person is not linked to the lead again.
+        claim_key = None
+        if spec is topics.LEADS and not state.get("erased"):
+            claim_key = state["identity_key"] = erasure.identity_key(record["email"])
         store(lead_id, state, msg.partition)
         stats.accepted[spec.kind] += 1
         dispatch(sends, msg.partition)
-        if spec is topics.LEADS:
+        if claim_key is not None:
             claim = {
-                "email_key": record["email"],
+                "email_key": claim_key,
                 "lead_id": lead_id,
                 "event_id": record["event_id"],
                 "occurred_at": record["occurred_at"],
                 "correlation_id": record.get("correlation_id"),
             }
-            emitter.stage(topics.IDENTITY_CLAIMS, record["email"].encode(), claim)
+            emitter.stage(topics.IDENTITY_CLAIMS, claim_key.encode(), claim)
         return int(step["occurred_at"])
+
+    def forget(record: dict[str, Any], now_ms: int, partition: int) -> None:
+        """An erasure of one lead (core.erasure); one by e-mail is the identity agent's."""
+        lead_id = record.get("lead_id")
+        if not lead_id:
+            return
+        current = table.get(lead_id)
+        key = (current or {}).get("identity_key") or record.get("identity_key")
+        state, changed = erasure.mark(current, lead_id, record, now_ms)
+        if changed:
+            store(lead_id, state, partition)
+            stats.erased += 1
+            if key and record["via"] != "identity":  # its identity, so its aliases go too
+                emitter.stage(topics.ERASURES, key.encode(), erasure.for_identity(record, key))
+        eraser.submit(lead_id, record, key)  # files: idempotent, so a repeat retries them
 
     batch, within = settings.intake_batch, settings.intake_batch_wait_ms / 1000
 
@@ -178,7 +203,7 @@ def register(app: Any) -> None:
     register_timer(app, index, judge, flush, settings.sla_tick_s)
 
     # One agent per topic: each topic has its own contract, and agent.test_context() works.
-    for spec in (*topics.INBOUND, topics.IDENTITY_RESOLVED, topics.ROUTED):
+    for spec in (*topics.INBOUND, topics.IDENTITY_RESOLVED, topics.ROUTED, topics.ERASURES):
         source = app.topic(
             spec.name, key_serializer="raw", value_serializer="raw",
             partitions=settings.partitions,

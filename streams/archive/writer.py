@@ -32,6 +32,7 @@ from typing import Any
 import polars as pl
 
 from streams.archive import layout
+from streams.archive.erasures import ErasureLog, scrub_rows
 from streams.archive.schemalog import SchemaLog
 from streams.codec import HEADER_BYTES, MAGIC
 from streams.errors import LeadflowError
@@ -62,6 +63,7 @@ class Counts:
     duplicates: int = 0  # rows dropped: that event is archived already
     undecodable: int = 0  # rows written with envelope columns only
     files: int = 0
+    erased: int = 0  # rows of erased leads scrubbed (or left out) before writing
 
 
 def schema_id(value: bytes | None) -> int | None:
@@ -102,7 +104,7 @@ class Writer:
     def __init__(
         self, root: Path, decode: Decode, *, batch: int = 5000, flush_s: float = 2.0,
         schema_of: Callable[[int], dict[str, Any]] | None = None, seen_days: int = 64,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, erasures: ErasureLog | None = None,
     ) -> None:
         self.root = root
         self.decode = decode
@@ -114,6 +116,8 @@ class Writer:
         self._seen: OrderedDict[tuple[str, date], pl.Series] = OrderedDict()
         self._seen_days = seen_days
         self._schemas = SchemaLog(root, schema_of) if schema_of else None
+        self._schema_of = schema_of
+        self.erasures = erasures  # erased leads are scrubbed before they are written
 
     # -- buffering -----------------------------------------------------------------------------
 
@@ -164,9 +168,26 @@ class Writer:
         return positions
 
     def _write(self, tp: TopicPartition, records: list[Raw]) -> None:
+        if self.erasures is None:
+            return self._write_rows(tp, records)
+        # Shared: an erasure's rewrite (exclusive) sees this batch on disk or is seen by it.
+        with self.erasures.locked(exclusive=False):
+            return self._write_rows(tp, records)
+
+    def _writer_schema(self, registry_id: int) -> dict[str, Any] | None:
+        try:
+            return self._schema_of(registry_id) if self._schema_of else None
+        except LeadflowError:
+            return None
+
+    def _write_rows(self, tp: TopicPartition, records: list[Raw]) -> None:
         topic, partition = tp
         record_name = layout.ARCHIVED[topic]
         rows = [self._row(topic, partition, record_name, r) for r in records]
+        if self.erasures is not None:
+            rows, scrubbed = scrub_rows(record_name, rows, self.erasures.erased(),
+                                        self._writer_schema)
+            self.counts.erased += scrubbed
         if self._schemas is not None:
             ids = self._schemas.archive_ids(topic, {r["_schema_id"] for r in rows} - {None})
             for r in rows:
@@ -183,7 +204,7 @@ class Writer:
             if new.height:
                 fresh.append(new)
         written = pl.concat(fresh) if fresh else frame.clear()
-        self.counts.duplicates += len(records) - written.height
+        self.counts.duplicates += len(rows) - written.height
         source = f"{topic}-{partition}-{records[0].offset}-{records[-1].offset}"
         paths = layout.write_frame(
             self.root, record_name, written.drop("__id", "__day"), source=source

@@ -15,6 +15,7 @@ from streams.errors import ErrorCode
 
 SPEC_RECORDS = {
     "LeadCaptured",
+    "ErasureRequested",
     "ActivityRecorded",
     "LeadStatusChanged",
     "SalesTouchLogged",
