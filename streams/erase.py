@@ -81,6 +81,10 @@ def progress(settings: Settings, record: dict[str, Any]) -> dict[str, Any] | Non
     reached and what was rewritten for them."""
     eid = record["erasure_id"]
     entries = ErasureLog(archive_root(settings)).entries()
+    # Only what followed this request: a repeat has the same id as the first time.
+    asked = [i for i, e in enumerate(entries)
+             if e.get("kind") == "requested" and e["erasure_id"] == eid]
+    entries = entries[asked[-1] + 1:] if asked else entries
     rewritten = {e.get("lead_id"): e for e in entries
                  if e.get("kind") == "rewritten" and e.get("request") == eid}
     if record["lead_id"]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -182,9 +183,10 @@ async def replay(
         await _check_partitions(producer, keys)
         ids = schema_ids(root, keys, registry)
         files = _Files(paths)
+        guard = _erasure_guard(root)
         with tqdm(total=keys.height, unit="rec", desc="replay", disable=not progress) as bar:
             for chunk in keys.iter_slices(CHUNK):
-                await _send(producer, files.rows(chunk), ids, report)
+                await _send(producer, files.rows(chunk), ids, report, guard)
                 bar.update(chunk.height)
         await producer.flush()
     finally:
@@ -206,13 +208,47 @@ async def _check_partitions(producer: Any, keys: pl.DataFrame) -> None:
             )
 
 
+Guard = Callable[[str, str | None, bytes | None, int | None], bytes | None]
+
+
+def _erasure_guard(root: Path) -> Guard | None:
+    """What replay sends of an erased lead (the erasure log, ``archive/erasures.py``): its
+    record scrubbed, or nothing when it did not decode. The archive was rewritten at the
+    erasure already; this keeps a file restored from an older backup from bringing the
+    person back."""
+    from streams.archive.erasures import ErasureLog, reencode
+    from streams.core.erasure import PERSONAL
+
+    erased = ErasureLog(root).erased()
+    if not erased.leads:
+        return None
+    schemas = SchemaLog(root, None).read()
+
+    def guard(topic: str, key: str | None, value: bytes | None, sid: int | None
+              ) -> bytes | None:
+        record_name = topics.BY_NAME[topic].record
+        erased_by = erased.leads.get(key or "")
+        if erased_by is None or record_name not in PERSONAL:
+            return value
+        if value is None or sid is None or sid not in schemas:
+            return None
+        return reencode(value, schemas[sid]["schema"], record_name, erased_by)[0]
+
+    return guard
+
+
 async def _send(producer: Any, rows: pl.DataFrame, ids: dict[tuple[str, int], int],
-                report: ReplayReport) -> None:
+                report: ReplayReport, guard: Guard | None = None) -> None:
     """One chunk: one aiokafka batch per partition at a time, in order; waits for all."""
     pending = []
     batches: dict[tuple[str, int], Any] = {}
     columns = ("_topic", "_partition", "_key", "_value", "_timestamp", "_schema_id")
     for topic, partition, key, value, ts, sid in rows.select(columns).iter_rows():
+        if guard is not None:
+            value = guard(topic, key, value, sid)
+            if value is None:
+                report.by_topic["(erased, not sent)"] += 1
+                continue
         if sid is not None and (new := ids.get((topic, sid))) is not None:
             old = schema_id(value)
             if old != new:

@@ -1,0 +1,160 @@
+"""Erasure rules (core.erasure) and the archive side: the log, the archiver's scrub, rewrites."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from streams import schemas, topics
+from streams.api_admin import admin_caller
+from streams.archive import layout
+from streams.archive.erasures import Erased, ErasureLog, rewrite
+from streams.archive.writer import Raw, Writer
+from streams.codec import Codec
+from streams.core import contract, erasure
+from streams.core.erasure import Subject
+from streams.deadletter import dead_letter
+from streams.errors import ErrorCode, LeadflowError
+from streams.registry import FileRegistry
+
+T0 = datetime(2025, 6, 1, 12, tzinfo=UTC)
+EMAIL = "Dana.Whitfield@Northwind-Analytics.io"
+NEEDLES = [b"dana.whitfield@northwind-analytics.io", b"Dana", b"Whitfield", b"0134"]
+
+
+@pytest.fixture
+def codec(tmp_path: Path) -> Codec:
+    return Codec(FileRegistry(tmp_path / "registry.json"))
+
+
+def lead(lead_id: str, email: str = EMAIL, names: tuple[str, str, str] = (
+        "Dana", "Whitfield", "+1 415 555 0134")) -> dict[str, Any]:
+    base = schemas.samples(schemas.latest("LeadCaptured"))[1]
+    first, last, phone = names
+    return {**base, "lead_id": lead_id, "event_id": str(uuid.uuid4()), "email": email,
+            "first_name": first, "last_name": last, "phone": phone, "occurred_at": T0}
+
+
+def raw(codec: Codec, spec: topics.TopicSpec, record: dict[str, Any], offset: int,
+        key: bytes | None) -> Raw:
+    value = codec.encode(spec.subject, spec.record, record)
+    return Raw(offset=offset, key=key, value=value,
+               timestamp_ms=int((T0 + timedelta(minutes=1)).timestamp() * 1000))
+
+
+def cells(frame: pl.DataFrame) -> bytes:
+    out = []
+    for row in frame.iter_rows():
+        for v in row:
+            out.append(v if isinstance(v, bytes) else str(v).encode())
+    return b"\0".join(out).lower()
+
+
+def test_identity_key_is_per_person_and_holds_no_address() -> None:
+    key = erasure.identity_key(EMAIL)
+    assert key == erasure.identity_key("  dana.whitfield@northwind-analytics.io ")
+    assert "dana" not in key and len(key) == 64
+    assert erasure.keys_in(b"junk {\"email\": \"" + EMAIL.encode() + b"\"}") == {key}
+
+
+def test_subjects_and_ids_are_stable() -> None:
+    lead_id = str(uuid.uuid4())
+    assert erasure.subject_of(lead_id.upper()).lead_id == lead_id
+    by_mail = erasure.subject_of(EMAIL)
+    assert by_mail.lead_id is None and by_mail.identity_key == erasure.identity_key(EMAIL)
+    assert erasure.erasure_id(by_mail) == erasure.erasure_id(Subject(
+        identity_key=erasure.identity_key(EMAIL.lower())))
+    for bad in ("", "someone", "not-a-uuid-at-all"):
+        with pytest.raises(LeadflowError):
+            erasure.subject_of(bad)
+
+
+def test_a_scrubbed_capture_still_passes_the_contract_with_the_same_shape() -> None:
+    record = lead(str(uuid.uuid4()))
+    eid = str(uuid.uuid4())
+    out = erasure.scrub("LeadCaptured", record, eid)
+    assert b"dana" not in repr(out).lower().encode() and b"0134" not in repr(out).encode()
+    checked = contract.validate("lead", out, observed_at=T0 + timedelta(days=1),
+                                max_skew=timedelta(days=1))
+    assert checked["email"].endswith("@erased.example")
+    # Idempotent, even under another erasure's id: the placeholder stays.
+    assert erasure.scrub("LeadCaptured", out, str(uuid.uuid4())) == out
+
+
+def test_mark_is_idempotent_and_drops_the_identity_key() -> None:
+    record = {"erasure_id": str(uuid.uuid4())}
+    state = {"lead_id": "x", "steps": [], "identity_key": "k"}
+    marked, changed = erasure.mark(state, "x", record, 5)
+    assert changed and "identity_key" not in marked and marked["erased"]["id"]
+    assert erasure.mark(marked, "x", {"erasure_id": "other"}, 6) == (marked, False)
+
+
+def test_admin_caller_takes_only_a_configured_token() -> None:
+    digest = hashlib.sha256(b"s3cret").hexdigest()
+    assert admin_caller([digest], {"Authorization": "Bearer s3cret"}) == f"admin:{digest[:12]}"
+    assert admin_caller(["0" * 64, digest.upper()], {"Authorization": "bearer s3cret"})
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic s3cret"},
+                    {"Authorization": "Bearer "}):
+        assert admin_caller([digest], headers) is None
+    assert admin_caller([], {"Authorization": "Bearer s3cret"}) is None
+
+
+def _archive(tmp_path: Path, codec: Codec, lead_id: str, other: str,
+             erasures: ErasureLog | None = None) -> Writer:
+    w = Writer(tmp_path / "archive", codec.decode, schema_of=codec.registry.schema,
+               erasures=erasures)
+    w.add(topics.LEADS.name, 0, [
+        raw(codec, topics.LEADS, lead(lead_id), 0, lead_id.encode()),
+        raw(codec, topics.LEADS, lead(other, "someone.else@example.org",
+                                      ("Sam", "Else", "+1 212 555 0199")), 1, other.encode()),
+        Raw(offset=2, key=lead_id.encode(), value=b"garbage " + EMAIL.encode(),
+            timestamp_ms=int(T0.timestamp() * 1000)),
+    ])
+    letter = dead_letter(LeadflowError(ErrorCode.CONSENT_MISSING, "no consent"),
+                         source_topic="http:POST /v1/leads",
+                         value=b'{"email": "' + EMAIL.encode() + b'", "firstName": "Dana"}')
+    w.add(topics.DEAD_LETTERS.name, 1, [raw(codec, topics.DEAD_LETTERS, letter, 0, None)])
+    w.flush(force=True)
+    return w
+
+
+def test_rewrite_scrubs_the_person_and_leaves_everyone_else(tmp_path: Path,
+                                                            codec: Codec) -> None:
+    lead_id, other = str(uuid.uuid4()), str(uuid.uuid4())
+    _archive(tmp_path, codec, lead_id, other)
+    root = tmp_path / "archive"
+    assert all(n.lower() in cells(layout.scan(root, "LeadCaptured").collect()) for n in NEEDLES)
+    eid = str(uuid.uuid4())
+    target = Erased({lead_id: eid}, {erasure.identity_key(EMAIL): eid})
+    done = rewrite(root, target)
+    assert done.files == 2 and done.rows == 3  # the capture, the garbage, the dead letter
+    for record in ("LeadCaptured", "DeadLetter"):
+        found = cells(layout.scan(root, record).collect())
+        assert not [n for n in NEEDLES if n.lower() in found], record
+    leads = layout.scan(root, "LeadCaptured").sort("_offset").collect()
+    assert leads["lead_id"].to_list() == [lead_id, other]  # the garbage row is gone
+    assert leads["email"][1] == "someone.else@example.org"
+    # The rewritten bytes decode to the scrubbed record: a replay sends that.
+    again = codec.decode(leads["_value"][0], "LeadCaptured")
+    assert again["email"] == erasure.placeholder_email(eid) and again["phone"] is None
+    assert rewrite(root, target).files == 0  # repeating it changes nothing
+
+
+def test_the_archiver_scrubs_an_erased_lead_before_writing(tmp_path: Path,
+                                                           codec: Codec) -> None:
+    lead_id, other = str(uuid.uuid4()), str(uuid.uuid4())
+    log = ErasureLog(tmp_path / "archive")
+    log.append(erasure.audit("erased", str(uuid.uuid4()), lead_id=lead_id,
+                             identity_key=erasure.identity_key(EMAIL)))
+    w = _archive(tmp_path, codec, lead_id, other, erasures=log)
+    assert w.counts.erased == 3
+    root = tmp_path / "archive"
+    for record in ("LeadCaptured", "DeadLetter"):
+        assert not [n for n in NEEDLES if n.lower() in cells(layout.scan(root, record).collect())]
+    assert layout.scan(root, "LeadCaptured").collect().height == 2
