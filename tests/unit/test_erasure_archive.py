@@ -158,3 +158,21 @@ def test_the_archiver_scrubs_an_erased_lead_before_writing(tmp_path: Path,
     for record in ("LeadCaptured", "DeadLetter"):
         assert not [n for n in NEEDLES if n.lower() in cells(layout.scan(root, record).collect())]
     assert layout.scan(root, "LeadCaptured").collect().height == 2
+
+
+@pytest.mark.parametrize("body", [{}, {"lead_id": "x@y.z"}, {"email": "no-at-sign"},
+                                  {"lead_id": str(uuid.uuid4()), "email": EMAIL},
+                                  {"email": 5}, []])
+def test_an_admin_body_names_exactly_one_lead_or_address(body: Any) -> None:
+    from streams.api_admin import _subject
+
+    with pytest.raises(LeadflowError):
+        _subject(body)
+
+
+@pytest.mark.parametrize("sample", range(len(schemas.samples(schemas.latest("LeadCaptured")))))
+def test_scrubbing_every_sample_capture_is_idempotent(sample: int) -> None:
+    record = schemas.samples(schemas.latest("LeadCaptured"))[sample]
+    once = erasure.scrub("LeadCaptured", record, str(uuid.uuid4()))
+    assert erasure.scrub("LeadCaptured", once, str(uuid.uuid4())) == once
+    assert once["first_name"] == once["last_name"] == erasure.ERASED and once["phone"] is None
