@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from streams import topics
@@ -63,6 +64,12 @@ def register(app: Any) -> None:
 
     async def reject(err: LeadflowError, msg: Any) -> None:
         stats.dead_letters[str(err.code)] += 1
+        key = msg.key.decode("utf-8", "replace") if msg.key else None
+        if key and (table.get(key) or {}).get("erased"):
+            # An erased lead's bad record read again: dead-lettered without its bytes.
+            err = LeadflowError(err.code, erasure.ERASED, err.field)
+            msg = SimpleNamespace(key=msg.key, value=b"", topic=msg.topic,
+                                  partition=msg.partition, offset=msg.offset)
         await emitter.reject(err, msg)
 
     async def handle(spec: topics.TopicSpec, msg: Any) -> int | None:
