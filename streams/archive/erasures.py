@@ -113,7 +113,7 @@ class Erased:
         if not self.keys:
             return None
         if record_name == "LeadCaptured" and row.get("email"):
-            key = erasure.identity_key_or_none(row["email"])
+            key = erasure.identity_key_scan(row["email"])
             if key in self.keys:
                 return self.keys[key]
         if record_name == "DeadLetter" or row.get("event_id") is None:
@@ -201,45 +201,50 @@ def rewrite(root: Path, erased: Erased, *, only: Erased | None = None) -> Rewrit
         return None if entry is None else entry["schema"]
 
     for record_name in REWRITTEN:
-        for day, entry in list(layout.entries(root, record_name)):
-            path = Path(entry.path)
+        paths = layout.files(root, record_name)
+        for path in sorted(_candidates(paths, record_name, target)):
             frame = pl.read_parquet(path)
-            if not _may_hold(frame, record_name, target):
-                continue
             rows = _python_rows(frame, record_name)
             kept, changed = scrub_rows(record_name, rows, target, schema_of)
             if not changed:
                 continue
-            new = layout.to_frame(record_name, [_as_record(r, record_name) for r in kept])
+            new = layout.to_frame(record_name, [_as_record(r) for r in kept])
             new = new.select([c for c in frame.columns if c in new.columns])
             _replace(path, new)
             done.files += 1
             done.rows += changed
-            done.days.add((record_name, day))
+            done.days.add((record_name, path.parent.name.partition("=")[2]))
     return done
 
 
-def _may_hold(frame: pl.DataFrame, record_name: str, target: Erased) -> bool:
-    """A cheap test before decoding a file's rows: a row of an erased lead, an erased
-    person's address, or (erasing by e-mail) an address in bytes that did not decode."""
+def _candidates(paths: list[Path], record_name: str, target: Erased) -> set[Path]:
+    """The files that may hold an erased lead's row, an erased person's address, or (erasing
+    by e-mail) an address in bytes that did not decode: one scan of a few columns over all
+    the record type's files (a lead is a needle in millions of rows)."""
+    if not paths:
+        return set()
+    lf = layout.scan_files(paths, record_name, include_file_paths="__file")
+    names = layout.schema(record_name).names()
+    found: set[str] = set()
     ids = list(target.leads)
-    cols = [c for c in ("lead_id", "_key") if c in frame.columns]
-    if ids and frame.select(pl.any_horizontal(pl.col(c).is_in(ids) for c in cols).any()).item():
-        return True
-    if not target.keys:
-        return False
-    if record_name == "LeadCaptured" and "email" in frame.columns:
-        emails = frame["email"].drop_nulls().unique().to_list()
-        if any(erasure.identity_key_or_none(e) in target.keys for e in emails):
-            return True
-    loose = frame if record_name == "DeadLetter" or "event_id" not in frame.columns else (
-        frame.filter(pl.col("event_id").is_null()))
-    for col in ("original_value", "detail", "_value"):
-        if col in loose.columns:
-            for value in loose[col].drop_nulls().to_list():
-                if erasure.keys_in(value) & target.keys.keys():
-                    return True
-    return False
+    if ids:
+        hit = pl.any_horizontal(pl.col(c).is_in(ids) for c in ("lead_id", "_key") if c in names)
+        found |= set(lf.filter(hit).select("__file").unique().collect()["__file"])
+    if target.keys:
+        # Each of the person's leads comes with its own erasure (the identity fans them
+        # out), so hashing every address of the archive is needed only when none is known.
+        if record_name == "LeadCaptured" and not target.leads:
+            for file, email in lf.select("__file", "email").unique().collect().iter_rows():
+                if email and erasure.identity_key_scan(email) in target.keys:
+                    found.add(file)
+        if record_name == "DeadLetter":
+            loose = lf.select("__file", "original_value", "detail")
+        else:
+            loose = lf.filter(pl.col("event_id").is_null()).select("__file", "_value")
+        for file, *values in loose.collect().iter_rows():
+            if any(erasure.keys_in(v) & target.keys.keys() for v in values):
+                found.add(file)
+    return {Path(f) for f in found}
 
 
 def _python_rows(frame: pl.DataFrame, record_name: str) -> list[dict[str, Any]]:
@@ -254,7 +259,7 @@ def _python_rows(frame: pl.DataFrame, record_name: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _as_record(row: dict[str, Any], record_name: str) -> dict[str, Any]:
+def _as_record(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k != layout.PARTITION}
 
 

@@ -176,3 +176,9 @@ def test_scrubbing_every_sample_capture_is_idempotent(sample: int) -> None:
     once = erasure.scrub("LeadCaptured", record, str(uuid.uuid4()))
     assert erasure.scrub("LeadCaptured", once, str(uuid.uuid4())) == once
     assert once["first_name"] == once["last_name"] == erasure.ERASED and once["phone"] is None
+
+
+@pytest.mark.parametrize("address", [EMAIL, "  a.b+c@x.example.org ", "ÄÖ@bücher.de"])
+def test_the_scan_key_of_an_address_is_its_identity_key(address: str) -> None:
+    assert erasure.identity_key_scan(contract.normalise_email(address)) == (
+        erasure.identity_key(address))
