@@ -167,8 +167,10 @@ class Prospect:
     sent: list[Delivery] = field(default_factory=list)  # its capture and activities
 
     def read_at(self, at: int) -> int:
-        """When leadflow reads this lead's event of time ``at`` (its delivery, epoch ms)."""
-        return next((int(d.due_s) for d in self.sent if d.occurred_ms == at), at)
+        """When leadflow has read every capture and activity of this lead dated up to ``at``
+        (epoch ms): when its MQL at ``at`` became decidable (``routing_order.stamp``)."""
+        return max((int(d.due_s) for d in self.sent
+                    if d.occurred_ms is not None and d.occurred_ms <= at), default=at)
 
 
 @dataclass(slots=True)
@@ -228,7 +230,7 @@ def hand_over(f: Funnel, prospects: list[Prospect]) -> list[Handled]:
         if h.mql_at is not None:
             ready.append((h.mql_at, i, h))
     settle(f, prospects, {prospects[i].truth.lead_id: at for at, i, _ in ready})
-    ready.sort(key=lambda item: _route_order(prospects[item[1]].truth.lead_id, item[0]))
+    ready.sort(key=lambda item: _route_order(prospects[item[1]], item[0]))
 
     router = Router(p.routing)
     reps = {r.rep_id: r for r in f.reps}
@@ -281,7 +283,7 @@ def _evidence(d: Delivery, to: str = "", explained: bool = True) -> verdicts.Evi
     return verdicts.Evidence(at, delivered, d.channel, to, explained)
 
 
-def _route_order(lead_id: str, mql_at: int) -> tuple[int, str]:
-    """MQL time, then the ROUTE request's event id: the router's own tie-break
-    (``routing_order.order_key``), so two MQLs in the same millisecond go the same way."""
-    return mql_at, routing_id(lead_id, "ROUTE", mql_at)
+def _route_order(prospect: Prospect, mql_at: int) -> tuple[int, int, str]:
+    """The router's order (``routing_order.order_key``): when the MQL became decidable, its
+    time, the ROUTE request's event id; two MQLs in the same millisecond go the same way."""
+    return prospect.read_at(mql_at), mql_at, routing_id(prospect.truth.lead_id, "ROUTE", mql_at)
