@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from models.registry import append_jsonl, locked, read_jsonl
 from models.scorer import to_score
-from streams.core.features import missing_context
+from streams.core.features import held_back
 from streams.core.handoff import Model
 
 MONTH_MS = 365.25 / 12 * 86_400_000
@@ -208,15 +208,15 @@ def from_examples(
     window_ms: float | None = None,
 ) -> tuple[list[float], list[int | None], float]:
     """(probabilities, labels, window_ms) of recent scored leads (the feedback agent's
-    examples), rescored with ``model``. Leads lacking MQL context are left out: they can
-    never be handed over, whatever the threshold. Without ``window_ms`` the window is the
+    examples), rescored with ``model``. Leads held back (no lawful basis) are left out:
+    they are not handed over, whatever the threshold. Without ``window_ms`` the window is the
     span of their ``scored_at``."""
     probabilities: list[float] = []
     labels: list[int | None] = []
     times: list[int] = []
     for e in examples:
         features = e.get("features")
-        if not features or missing_context(features):
+        if not features or held_back(features):
             continue
         probabilities.append(model.score(features).probability)
         label = e.get("label")

@@ -57,6 +57,9 @@ class SizeBand(StrEnum):
     SIZE_1001_5000 = "SIZE_1001_5000"
     SIZE_5001_PLUS = "SIZE_5001_PLUS"
     UNKNOWN = "UNKNOWN"
+    # The seed's top band ("201+"): a real band, but it spans the three above, so a lead
+    # carrying it is accepted with its size named as missing context.
+    SIZE_201_PLUS = "SIZE_201_PLUS"
 
 
 class LawfulBasis(StrEnum):
@@ -78,6 +81,12 @@ class ActivityType(StrEnum):
     MEETING_BOOKED = "MEETING_BOOKED"
     CONTACT_SUPPORT = "CONTACT_SUPPORT"
     OTHER = "OTHER"
+    # Meetings after the booking (ActivityRecorded v2): what Calendly, Chili Piper and CRM
+    # meeting objects report. Properties name the meeting ("meetingId") and host ("repId").
+    MEETING_RESCHEDULED = "MEETING_RESCHEDULED"
+    MEETING_CANCELLED = "MEETING_CANCELLED"
+    MEETING_HELD = "MEETING_HELD"
+    MEETING_NO_SHOW = "MEETING_NO_SHOW"
 
 
 class LeadStatus(StrEnum):
@@ -228,8 +237,10 @@ def validate(
 
 def _check_lead(out: dict[str, Any], latest: datetime) -> None:
     out["email"] = normalise_email(out.get("email"))
+    # What a real lead may lack is accepted and judged (``features.missing_context``, the
+    # MQL contract of the configuration), never rejected: "" is the Avro string's "not known".
     for name in ("first_name", "last_name", "company_name", "region"):
-        out[name] = _required_text(out.get(name), name)
+        out[name] = _optional_text(out.get(name), name) or ""
     for name in ("phone", "job_title"):
         out[name] = _optional_text(out.get(name), name)
     out["company_size"] = _symbol(out.get("company_size"), "company_size", _SIZE_BANDS)
@@ -248,24 +259,26 @@ def _check_lead(out: dict[str, Any], latest: datetime) -> None:
     out["consent"] = _consent(out.get("consent"), latest)
 
 
-def _consent(consent: Any, latest: datetime) -> dict[str, Any]:
+def _consent(consent: Any, latest: datetime) -> dict[str, Any] | None:
+    """The consent block, or None when it records no lawful basis: absent, a basis of
+    UNKNOWN (or none), or no date. Such a lead is accepted; whether it may be handed to sales
+    is the configuration's (``sla.Contract.consent_required``). A basis spelled wrong or a
+    block of the wrong type is malformed."""
     if consent is None:
-        raise fail(ErrorCode.CONSENT_MISSING, "lead has no consent block", "consent")
+        return None
     if not isinstance(consent, dict):
         raise fail(ErrorCode.FIELD_MISMATCH, "consent must be a record", "consent")
     basis = consent.get("lawful_basis")
-    if not isinstance(basis, str) or basis not in _LAWFUL_BASES:
-        if basis is None or basis == LawfulBasis.UNKNOWN.value:
-            raise fail(
-                ErrorCode.CONSENT_MISSING, "consent has no lawful basis", "consent.lawful_basis"
-            )
+    if basis is not None and basis != LawfulBasis.UNKNOWN.value and (
+            not isinstance(basis, str) or basis not in _LAWFUL_BASES):
         raise fail(
             ErrorCode.INVALID_ENUM, f"unknown lawful basis {basis!r}", "consent.lawful_basis"
         )
     at = consent.get("consented_at")
     if at is None:
-        raise fail(ErrorCode.CONSENT_MISSING, "consent has no timestamp", "consent.consented_at")
+        return None  # Avro's Consent needs a date; without one no basis is recorded
     out = dict(consent)
+    out["lawful_basis"] = basis or LawfulBasis.UNKNOWN.value
     out["consented_at"] = _timestamp(at, "consent.consented_at", latest)
     out["channels"] = _text_list(consent.get("channels"), "consent.channels")
     return out

@@ -38,8 +38,11 @@ Features = dict[str, Any]
 HAND_RAISER = "HAND_RAISER"
 STANDARD = "STANDARD"
 
-# The MQL contract: what marketing promises every sales-ready lead carries, in report order.
-CONTEXT_FIELDS = ("email", "names", "company", "size_band", "trigger_action", "consent")
+# The MQL contract by default: what marketing promises every sales-ready lead carries, in
+# report order. Configurable ([sla.marketing] context_fields): a B2C or product-led team
+# names its own from CONTEXT_CHECKS.
+CONTEXT_FIELDS = (
+    "email", "names", "company", "region", "size_band", "trigger_action", "consent")
 
 # Profile keys in the order used to break a tie between captures with the same occurred_at.
 _PROFILE_KEYS = (
@@ -55,7 +58,8 @@ _PROFILE_KEYS = (
     "has_company",
     "consent",
 )
-_UNKNOWN_SIZE = SizeBand.UNKNOWN.value
+# Not one of our bands: unknown, or the seed's "201+", which spans three of them.
+_IMPRECISE_SIZES = frozenset({None, SizeBand.UNKNOWN.value, SizeBand.SIZE_201_PLUS.value})
 
 
 class HandRaiserPolicy(Protocol):
@@ -213,24 +217,36 @@ def tier(features: Features | None, policy: HandRaiserPolicy) -> str:
     return HAND_RAISER if is_hand_raiser(features, policy) else STANDARD
 
 
-def missing_context(features: Features | None) -> list[str]:
-    """What the MQL contract requires and the lead lacks, in ``CONTEXT_FIELDS`` order.
+# Context field → whether the features have it. Names are what CONTEXT_COMPLETE reports.
+CONTEXT_CHECKS: dict[str, Any] = {
+    "email": lambda f: f["has_email"],
+    "names": lambda f: f["has_names"],
+    "company": lambda f: f["has_company"],
+    "region": lambda f: f["region"] is not None,
+    "size_band": lambda f: f["size_band"] not in _IMPRECISE_SIZES,
+    "industry": lambda f: f["industry"] is not None,
+    "title": lambda f: f["title"] is not None,
+    "campaign": lambda f: f["campaign_id"] is not None,
+    "tech": lambda f: bool(f["tech"]),
+    "trigger_action": lambda f: bool(f["trigger_actions"]),
+    "consent": lambda f: f["consent"],
+}
 
-    Empty = complete. No LeadCaptured yet = everything missing.
+
+def missing_context(features: Features | None,
+                    fields: Collection[str] = CONTEXT_FIELDS) -> list[str]:
+    """What the MQL contract (``fields``, default ``CONTEXT_FIELDS``) requires and the lead
+    lacks, in ``fields`` order. Empty = complete. No LeadCaptured yet = everything missing.
     """
-    if not features:
-        return list(CONTEXT_FIELDS)
-    missing = []
-    if not features["has_email"]:
-        missing.append("email")
-    if not features["has_names"]:
-        missing.append("names")
-    if not features["has_company"]:
-        missing.append("company")
-    if features["size_band"] in (None, _UNKNOWN_SIZE):
-        missing.append("size_band")
-    if not features["trigger_actions"]:
-        missing.append("trigger_action")
-    if not features["consent"]:
-        missing.append("consent")
-    return missing
+    if not features or features["profile_at"] is None:
+        return list(fields)
+    return [name for name in fields if not CONTEXT_CHECKS[name](features)]
+
+
+def held_back(features: Features | None, consent_required: bool = True) -> list[str]:
+    """What keeps a lead that reached the threshold from sales: a missing lawful basis, when
+    the configuration requires one (the default). Other missing context does not: the lead
+    is handed over and routed by the rules that still apply, and marketing is judged for it."""
+    if consent_required and not (features and features["consent"]):
+        return ["consent"]
+    return []

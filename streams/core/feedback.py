@@ -150,7 +150,7 @@ def example_of(state: State, label_policy: Labels) -> Example | None:
             return None
         at = handed
     else:
-        if feats.missing_context(features):
+        if feats.held_back(features):
             return None
         band = min(int(scored["score"]), 100) // BAND
         if sent is not None and sent["band"] is not None and band <= sent["band"]:

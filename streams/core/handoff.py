@@ -122,7 +122,8 @@ def on_event(
         if example is not None:
             sends.append((topics.EXAMPLES, state["lead_id"], feedback.record_of(example)))
     cause = ((at, record["event_id"], None, record.get("source_system"))
-             if kind in ("touch", "status") else None)
+             if kind in ("touch", "status") or record.get("activity_type") == trace.MEETING_HELD
+             else None)
     sends += on_clock(p, state, clock_ms, now_ms=now_ms, settled_ms=settled_ms, cause=cause)
     return sends
 
@@ -137,7 +138,7 @@ def _score(
     lead_id = state["lead_id"]
     threshold = p.scoring.threshold
     crossed = scored.score >= threshold
-    missing = feats.missing_context(features)
+    missing = p.contract.missing_context(features)
     if last is None or last["score"] != scored.score or last["version"] != scored.model_version:
         state["scored"] = {"score": scored.score, "version": scored.model_version, "at": at}
         what = f"scored/{at}/{scored.model_version}/{scored.score}"
@@ -145,7 +146,8 @@ def _score(
             "event_id": derived_id(lead_id, what), "lead_id": lead_id,
             "score": scored.score, "probability": scored.probability,
             "model_version": scored.model_version, "threshold": threshold / 100,
-            "is_mql": crossed and not missing, "context_complete": not missing,
+            "is_mql": crossed and not p.contract.held_back(features),
+            "context_complete": not missing,
             "top_factors": [
                 {"feature": f.feature, "contribution": f.contribution} for f in scored.factors
             ],
@@ -163,8 +165,10 @@ def _score(
 
 def _handover(p: Policies, state: State, now_ms: int, corr: str | None) -> list[Send]:
     """If the lead's score reached the threshold (now, or in between for an event read late):
-    judge its context when it first got there, and hand it over at the first moment it was
-    there with complete context.
+    judge its context when it first got there (the configured MQL contract), and hand it over
+    at the first moment it was there with nothing holding it back: incomplete context does
+    not (it is routed by the rules that still apply), a missing lawful basis does unless
+    the configuration says otherwise (``sla.Contract.consent_required``).
 
     Those moments are found by refolding the lead's inputs in event-time order, not taken
     from the event that happened to arrive last: leads, activities and CRM events come on
@@ -173,13 +177,13 @@ def _handover(p: Policies, state: State, now_ms: int, corr: str | None) -> list[
     sends: list[Send] = []
     if state.get("mql_at") is not None or state["features"]["profile_at"] is None:
         return sends  # handed over already, or no capture read yet: nobody to hand over
-    first, ready = _crossings(p, state.get("inputs") or [])
+    first, ready = crossings(p, state.get("inputs") or [])
     if first is None:
         return sends  # it never reached the threshold in event time
     historic = state.get("historic", False)
     if state.get("crossed_at") is None:
         at, features, _ = first
-        missing = feats.missing_context(features)
+        missing = p.contract.missing_context(features)
         state["crossed_at"] = at
         if not historic:  # judged once, when it first crosses: marketing owes context then
             verdict = sla.context_verdict(
@@ -188,8 +192,14 @@ def _handover(p: Policies, state: State, now_ms: int, corr: str | None) -> list[
             )
             sends += _verdicts(p, state, [verdict], now_ms, corr)
             sends.append(_fact(state, "CROSSED", at, complete=not missing, corr=corr))
+            held = p.contract.held_back(features)
+            if held and (ready is None or ready[0] > at):
+                _step(state, trace.StepKind.HELD, "held", at, now_ms, {
+                    "waiting_for": ", ".join(held),
+                    "reason": "no lawful basis recorded: handed to sales once one is",
+                }, corr)
     if ready is None:
-        return sends  # never handed over incomplete; a later capture may complete it
+        return sends  # held back (no lawful basis yet); a later capture may record one
     at, features, score = ready
     lead_id = state["lead_id"]
     state["mql_at"] = at
@@ -260,9 +270,9 @@ def _scored_detail(scored: Score) -> dict[str, Any]:
 Moment = tuple[int, feats.Features, int]  # event time, features then, score then
 
 
-def _crossings(p: Policies, inputs: list[feats.Input]) -> tuple[Moment | None, Moment | None]:
+def crossings(p: Policies, inputs: list[feats.Input]) -> tuple[Moment | None, Moment | None]:
     """In event-time order: the first moment the score reaches the threshold, and the first
-    it does with complete context (each with the features then)."""
+    it does with nothing holding the lead back (each with the features then)."""
     features: feats.Features | None = None
     first: Moment | None = None
     ordered = sorted(inputs, key=lambda item: item[0])
@@ -277,7 +287,7 @@ def _crossings(p: Policies, inputs: list[feats.Input]) -> tuple[Moment | None, M
             continue
         moment = (item[0], feats.copy_of(features), score)
         first = first or moment
-        if not feats.missing_context(features):
+        if not p.contract.held_back(features):
             return first, moment
     return first, None
 

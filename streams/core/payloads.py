@@ -43,9 +43,14 @@ _SIZE_RANGE = re.compile(r"(\d{1,9})(?:-(\d{1,9})|(\+))?", re.ASCII)
 _DASHES = str.maketrans({"\u2013": "-", "\u2014": "-", "\u2212": "-"})
 
 # JSON spellings accepted per enum. The forward-compatibility defaults are not all valid
-# input: a status of "unknown" would corrupt the lifecycle, and an unknown lawful basis is
-# mapped to UNKNOWN so the contract reports CONSENT_MISSING rather than a spelling error.
-_ACTIVITY_SYMBOLS = {m.value: m.value for m in ActivityType}
+# input: a status of "unknown" would corrupt the lifecycle. An absent lawful basis maps to
+# UNKNOWN: no basis recorded, which the MQL contract judges (a spelling error is refused).
+_ACTIVITY_SYMBOLS = {m.value: m.value for m in ActivityType} | {
+    # The spellings meeting tools use (Calendly "canceled", HubSpot "NO_SHOW").
+    "MEETING_CANCELED": ActivityType.MEETING_CANCELLED.value,
+    "MEETING_NOSHOW": ActivityType.MEETING_NO_SHOW.value,
+    "MEETING_COMPLETED": ActivityType.MEETING_HELD.value,
+}
 _STATUS_SYMBOLS = {m.value: m.value for m in LeadStatus if m is not LeadStatus.UNKNOWN}
 _CHANNEL_SYMBOLS = {m.value: m.value for m in TouchChannel}
 _OUTCOME_SYMBOLS = {m.value: m.value for m in TouchOutcome}
@@ -62,13 +67,18 @@ _BANDS: tuple[tuple[int, int | None, str], ...] = (
 )
 # "5000+" is a common label for the top band even though 5000 belongs to the one below.
 _OPEN_ENDED_FROM = 5000
+# "201+": the top band of the seed's MQL schema (1-10, 11-50, 51-200, 201+). Kept as its own
+# symbol: accepted as sent, and named as missing context since it spans three of ours.
+_SEED_TOP_BAND = 201
 
 
 def lead_from_json(
     body: Any, *, correlation_id: str | None = None, source_system: str = "api"
 ) -> dict[str, Any]:
-    """POST /v1/leads body → LeadCaptured record. ``consent`` absent → None (the contract
-    then rejects with CONSENT_MISSING)."""
+    """POST /v1/leads body → LeadCaptured record. What a real lead may lack is mapped to
+    "not known", for the MQL contract to judge rather than reject: ``consent`` absent → None,
+    ``region`` absent → "" (the Avro field is a plain string), ``companySize`` absent →
+    UNKNOWN, ``triggerActions`` absent → []."""
     body = _object(body, None)
     enriched = _object(body.get("enrichedData"), "enrichedData")
     attribution = _object(body.get("attribution"), "attribution")
@@ -76,13 +86,13 @@ def lead_from_json(
         "event_id": _event_id(body, None, "lead"),
         "lead_id": canonical_uuid(body.get("leadId"), "leadId"),
         "email": _required_text(body, "email"),
-        "first_name": _required_text(body, "firstName"),
-        "last_name": _required_text(body, "lastName"),
+        "first_name": _optional_text(body, "firstName") or "",
+        "last_name": _optional_text(body, "lastName") or "",
         "phone": _optional_text(body, "phone"),
         "job_title": _optional_text(body, "jobTitle"),
-        "company_name": _required_text(body, "companyName"),
+        "company_name": _optional_text(body, "companyName") or "",
         "company_size": _size_band(body.get("companySize"), "companySize"),
-        "region": _required_text(body, "region"),
+        "region": _optional_text(body, "region") or "",
         "marketing_score": _optional_int(body.get("leadScore"), "leadScore"),
         "trigger_actions": _text_list(body.get("triggerActions"), "triggerActions"),
         "enrichment": {
@@ -325,8 +335,10 @@ def _enum(value: Any, field: str, symbols: dict[str, str], *, absent: Any = _REQ
 
 
 def _size_band(value: Any, field: str) -> str:
-    """A size label ("51-200", "1-10", "5001+", "10000+"), an employee count or a band symbol
-    → SizeBand. Absent means not known (SizeBand.UNKNOWN), which the contract accepts."""
+    """A size label ("51-200", "1-10", "5001+", "10000+", the seed's "201+"), an employee
+    count or a band symbol → SizeBand. Absent, or a real range across several bands, means
+    not known (SizeBand.UNKNOWN), which the contract accepts; "201+" keeps its own symbol.
+    Only what is no head count at all ("lots", "0", "200-51") is refused."""
     if _blank(value):
         return SizeBand.UNKNOWN.value
     if isinstance(value, bool) or not isinstance(value, str | int):
@@ -344,14 +356,19 @@ def _size_band(value: Any, field: str) -> str:
         low = int(match[1])
         high = int(match[2]) if match[2] else low
         open_ended = bool(match[3])
+    if low < 1 or high < low:
+        raise fail(ErrorCode.INVALID_ENUM, f"{field} {value!r} is not a head count", field)
     if open_ended:
         if low >= _OPEN_ENDED_FROM:
             return SizeBand.SIZE_5001_PLUS.value
-    else:
-        for band_low, band_high, symbol in _BANDS:
-            if band_low <= low and (band_high is None or high <= band_high) and low <= high:
-                return symbol
-    raise fail(ErrorCode.INVALID_ENUM, f"{field} {value!r} does not fit one size band", field)
+        if low == _SEED_TOP_BAND:
+            return SizeBand.SIZE_201_PLUS.value
+        return SizeBand.UNKNOWN.value  # "500+": real, but spans bands; judged incomplete
+    for band_low, band_high, symbol in _BANDS:
+        if band_low <= low and (band_high is None or high <= band_high):
+            return symbol
+    # A real range across bands ("11-200"): accepted, its size named as missing context.
+    return SizeBand.UNKNOWN.value
 
 
 def _consent(value: Any) -> dict[str, Any] | None:

@@ -32,7 +32,7 @@ from types import MappingProxyType
 from typing import Any
 
 from streams.core.contract import ActivityType, SizeBand
-from streams.core.features import Features, is_hand_raiser, missing_context
+from streams.core.features import Features, held_back, is_hand_raiser, missing_context
 
 MODEL_POINTS = "points"
 TOP_FACTORS = 5
@@ -381,14 +381,16 @@ def decide(
 
     ``crossed``: score >= threshold. ``missing``: the MQL contract fields the lead lacks
     (``features.missing_context``). ``is_mql`` is True exactly when this score makes the lead
-    an MQL: crossed, context complete and not ``already_mql``. A lead becomes MQL once and
-    stays one (a later lower score does not undo it; the caller keeps ``already_mql``). A
-    lead that crosses with incomplete context is not an MQL yet: it becomes one on the first
-    later event that completes its context while its score is still at/above threshold.
+    an MQL: crossed, nothing holding it back (``features.held_back``: a lawful basis) and not
+    ``already_mql``. A lead becomes MQL once and stays one (a later lower score does not undo
+    it; the caller keeps ``already_mql``). Incomplete context does not hold it back (it is
+    judged against marketing); a missing lawful basis does, until a later event records one
+    while its score is still at/above threshold.
     """
     value = score.score if isinstance(score, Score) else score
     crossed = value >= policy.threshold
     missing = missing_context(features)
+    held = held_back(features)
     return Decision(
-        crossed=crossed, is_mql=crossed and not missing and not already_mql, missing=missing
+        crossed=crossed, is_mql=crossed and not held and not already_mql, missing=missing
     )

@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from streams.core import features as feats
 from streams.core.contract import to_ms
 from streams.core.durations import (
     Calendar,
@@ -114,12 +115,25 @@ _SCALARS = (
     ("marketing", "max_disqualification_rate", "max_disqualification_rate", "share"),
     ("marketing", "min_context_complete", "min_context_complete", "share"),
     ("marketing", "settle", "settle_ms", "duration"),
+    ("marketing", "consent_required", "consent_required", "flag"),
 )
 _KNOWN = {
     "": {"version", "grace", "lateness", "sales", "marketing", "calendar"},
     "sales": {key for table, key, _, _ in _SCALARS if table == "sales"} | {"first_touch"},
-    "marketing": {key for table, key, _, _ in _SCALARS if table == "marketing"},
+    "marketing": {key for table, key, _, _ in _SCALARS if table == "marketing"}
+    | {"context_fields"},
 }
+
+
+def _context_fields(value: Any) -> tuple[str, ...]:
+    known = feats.CONTEXT_CHECKS
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"sla.marketing.context_fields must be a list of names, got {value!r}")
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise ValueError(f"sla.marketing.context_fields: unknown field(s) {unknown}; "
+                         f"known: {', '.join(known)}")
+    return tuple(dict.fromkeys(value))
 
 
 def _value(value: Any, kind: str, name: str) -> Any:
@@ -185,6 +199,10 @@ class Contract:
     max_disqualification_rate: float = 0.30
     min_context_complete: float = 0.90
     settle_ms: int = 14 * _DAY
+    # The MQL contract: the context fields marketing promises (features.CONTEXT_CHECKS).
+    context_fields: tuple[str, ...] = feats.CONTEXT_FIELDS
+    # A lead without a recorded lawful basis waits for one before it is handed to sales.
+    consent_required: bool = True
     calendars: Mapping[str, Calendar] = field(
         default_factory=lambda: {"default": Calendar()}, hash=False
     )
@@ -234,9 +252,23 @@ class Contract:
         first_touch = dict(cls().first_touch_ms)
         for tier, text in windows.items():
             first_touch[str(tier)] = _value(text, "period", f"sla.sales.first_touch.{tier}")
+        if "context_fields" in tables["marketing"]:
+            values["context_fields"] = _context_fields(tables["marketing"]["context_fields"])
         calendars = _calendars(section.get("calendar", {}))
         return cls(version=version.strip(), first_touch_ms=first_touch, calendars=calendars,
                    lateness_ms=_lateness(section.get("lateness", {})), **values)
+
+    def missing_context(self, features: Mapping[str, Any] | None) -> list[str]:
+        """The context the lead lacks against this MQL contract, and a missing lawful basis
+        when one is required (recorded against marketing even when not a context field)."""
+        missing = feats.missing_context(features, self.context_fields)  # type: ignore[arg-type]
+        if self.held_back(features) and "consent" not in missing:
+            missing.append("consent")
+        return missing
+
+    def held_back(self, features: Mapping[str, Any] | None) -> list[str]:
+        """What keeps a lead that reached the threshold from sales (``features.held_back``)."""
+        return feats.held_back(features, self.consent_required)  # type: ignore[arg-type]
 
     def calendar_for(self, region: str | None) -> Calendar:
         """The business calendar of a lead's region ("default" for any other region)."""

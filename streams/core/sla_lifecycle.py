@@ -56,7 +56,7 @@ def facts_of(state: State, routed_at: int) -> list[Fact]:
     facts: list[Fact] = [
         (s["occurred_at"], s["event_id"], None, s.get("source"))
         for s in state["steps"]
-        if s["kind"] == trace.StepKind.TOUCH and s["occurred_at"] >= routed_at
+        if s["occurred_at"] >= routed_at and is_touch(s)
     ]
     facts += [
         (c["occurred_at"], c["event_id"], c, sources.get(c["event_id"]))
@@ -65,6 +65,13 @@ def facts_of(state: State, routed_at: int) -> list[Fact]:
     ]
     facts.sort(key=lambda f: (f[0], f[1]))
     return facts
+
+
+def is_touch(step: dict[str, Any]) -> bool:
+    """A step that counts as a sales touch: a logged touch, or a meeting that was held."""
+    kind = step["kind"]
+    return kind == trace.StepKind.TOUCH or (
+        kind == trace.StepKind.ACTIVITY and step["detail"].get("type") == trace.MEETING_HELD)
 
 
 def fold(contract: sla.Contract, routed: dict[str, Any], features: dict[str, Any],

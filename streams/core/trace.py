@@ -44,6 +44,11 @@ Step = dict[str, Any]
 DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000
 
 
+MEETING_PREFIX = "MEETING_"
+# A meeting that took place is a sales touch: it meets FIRST_TOUCH like a logged call.
+MEETING_HELD = "MEETING_HELD"
+
+
 class StepKind(StrEnum):
     CAPTURED = "CAPTURED"
     ACTIVITY = "ACTIVITY"
@@ -53,6 +58,7 @@ class StepKind(StrEnum):
     # Produced by later stages.
     SCORED = "SCORED"
     MQL = "MQL"
+    HELD = "HELD"  # reached the threshold, waits for a lawful basis before sales gets it
     ROUTED = "ROUTED"
     SLA = "SLA"
 
@@ -68,7 +74,15 @@ def _lead_detail(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _activity_detail(record: dict[str, Any]) -> dict[str, Any]:
-    return {"type": record.get("activity_type"), "campaign_id": record.get("campaign_id")}
+    detail = {"type": record.get("activity_type"), "campaign_id": record.get("campaign_id")}
+    kind = detail["type"]
+    if isinstance(kind, str) and kind.startswith(MEETING_PREFIX):
+        # Which meeting and whose: a held one is the host's touch (FIRST_TOUCH), a no-show
+        # counts against the campaign and the rep on the dashboard.
+        props = record.get("properties") or {}
+        detail.update(meeting=props.get("meetingId"), rep=props.get("repId"),
+                      starts_at=props.get("startsAt"))
+    return detail
 
 
 def _status_detail(record: dict[str, Any]) -> dict[str, Any]:
@@ -312,7 +326,9 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             (
                 r["occurred_at"] - captured
                 for r in rows
-                if r["kind"] == StepKind.TOUCH and r["occurred_at"] >= captured
+                if (r["kind"] == StepKind.TOUCH or (r["kind"] == StepKind.ACTIVITY and (
+                    r.get("detail") or {}).get("type") == MEETING_HELD))
+                and r["occurred_at"] >= captured
             ),
             None,
         )

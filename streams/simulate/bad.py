@@ -99,7 +99,7 @@ def inject(f: Funnel, counts: Mapping[str, int]) -> list[Delivery]:
                 )
             continue
         pool = {
-            "invalid_email": lead_src, "consent_missing": lead_src,
+            "invalid_email": lead_src,
             "unknown_status": by_kind["status"], "unknown_schema": by_kind["activity"],
         }.get(kind, any_src)
         if not pool:
@@ -122,11 +122,6 @@ def inject(f: Funnel, counts: Mapping[str, int]) -> list[Delivery]:
                 _drop_required(rng, kinds[src], inner)
             elif kind == "invalid_email":
                 inner["email"] = _bad_email(rng, inner["email"])
-            elif kind == "consent_missing":
-                if rng.random() < 0.7:
-                    del inner["consent"]
-                else:
-                    inner["consent"] = None
             elif kind == "unknown_status":
                 inner["newStatus"] = rng.choice(C.UNKNOWN_STATUSES)
             elif kind == "bad_timestamp":

@@ -4,9 +4,10 @@ Sales only ever works leads leadflow hands over, so the simulator must know, bef
 writes any CRM event, which leads become MQLs, when, in which tier, and to whom they are
 routed. It asks the same pure core the engine uses: the lead's good marketing events in
 event-time order through ``payloads`` → ``contract.validate`` → ``features.update`` →
-``model.score`` → threshold and ``features.missing_context`` (exactly the rule of
-``handoff``: the context is judged when the score first crosses, and the lead becomes an MQL
-at the first event that leaves it at/above the threshold with complete context), then
+``model.score`` → threshold and the contract's ``missing_context`` and ``held_back`` (exactly
+the rule of ``handoff``: the context is judged when the score first crosses, and the lead
+becomes an MQL at the first event that leaves it at/above the threshold with nothing holding
+it back: a lawful basis, when the contract requires one), then
 ``routing.route`` in MQL-time order with the reps' capacity released when their leads close.
 
 Only the verdicts of the SLA are computed independently (``verdicts``): they are what the
@@ -95,10 +96,9 @@ def replay(p: Policies, lead: dict[str, Any], activities: list[tuple[int, str]])
             )
         if p.model.score(features).score < threshold:
             continue
-        missing = feats.missing_context(features)
         if out.crossed_at is None:
-            out.crossed_at, out.missing = at, missing
-        if not missing:
+            out.crossed_at, out.missing = at, p.contract.missing_context(features)
+        if not p.contract.held_back(features):
             out.mql_at, out.tier, out.features = at, feats.tier(features, p.scoring), features
             break
     return out

@@ -43,8 +43,8 @@ from streams.simulate.funnel import (
 from streams.simulate.handover import Handled, Propensity, Prospect, hand_over, lead_record
 from streams.simulate.model import Campaign, LeadTruth
 
-# Share of forms that reach leadflow without what the MQL contract requires (a size band or
-# a trigger action): marketing's side of the SLA has breaches too.
+# Share of forms that reach leadflow without what the MQL contract requires (a size band, a
+# trigger action or a lawful basis): marketing's side of the SLA has breaches too.
 INCOMPLETE_SHARE = 0.05
 DUPLICATE_DQ = ("duplicate", "Same person as an existing lead; merged into it.")
 
@@ -238,12 +238,18 @@ def _lead_body(
         score = max(0, min(100, int(raw + rng.gauss(0, 12))))
     phone_prefix = C.PHONE_PREFIX[company.region]
     size: str | None = company.size
+    consent: dict[str, Any] | None = {
+        "lawfulBasis": basis, "consentTimestamp": iso(consented), "channels": channels}
     if rng.random() < INCOMPLETE_SHARE:
-        # The form left out what sales needs: leadflow must not hand such a lead over.
-        if rng.random() < 0.6:
+        # The form left out what the MQL contract asks for: leadflow accepts the lead, judges
+        # marketing for it and hands it over all the same, except without a lawful basis.
+        r = rng.random()
+        if r < 0.45:
             size = None
-        else:
+        elif r < 0.8:
             triggers = []
+        else:
+            consent = None
     return {
         "leadId": lead_id,
         "email": email,
@@ -269,11 +275,7 @@ def _lead_body(
             "originalSource": pick(rng, (campaign.utm_medium, "organic_search", "direct")),
             "latestSource": campaign.utm_medium,
         },
-        "consent": {
-            "lawfulBasis": basis,
-            "consentTimestamp": iso(consented),
-            "channels": channels,
-        },
+        "consent": consent,
         "timestamp": iso(t0),
     }
 

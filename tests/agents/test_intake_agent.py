@@ -85,13 +85,17 @@ async def test_bad_records_are_dead_lettered_and_the_stream_goes_on(app: Leadflo
     ]
 
 
-async def test_a_lead_without_consent_is_rejected(app: LeadflowApp) -> None:
-    record = lead_record(leadId=str(uuid.uuid4()))
+async def test_a_lead_without_consent_is_traced_and_held(app: LeadflowApp) -> None:
+    record = lead_record(leadId=str(uuid.uuid4()), region=None)
     record["consent"] = None
     agent = app.agents[f"intake.{topics.LEADS.name}"]
     async with agent.test_context() as ctx:
         await ctx.put(encoded(app, topics.LEADS, record), key=record["lead_id"].encode())
         await settled(app, 1)
-    assert dict(app.stats.dead_letters) == {"CONSENT_MISSING": 1}
-    assert record["lead_id"] not in app.tables_by_name["traces"].data
+    assert dict(app.stats.dead_letters) == {}
+    steps = app.tables_by_name["traces"].data[record["lead_id"]]["steps"]
+    kinds = [s["kind"] for s in steps]
+    assert "CAPTURED" in kinds and "HELD" in kinds and "MQL" not in kinds
+    (sla,) = [s for s in steps if s["kind"] == "SLA"]
+    assert sla["detail"]["detail"] == "missing: region, consent"
 

@@ -148,7 +148,7 @@ def test_same_email_under_a_second_lead_id_becomes_an_alias(worker: Worker) -> N
     [
         ("/v1/leads", lambda b: b.pop("email"), 422, "MISSING_FIELD"),
         ("/v1/leads", lambda b: b.update(email="not-an-email"), 422, "INVALID_EMAIL"),
-        ("/v1/leads", lambda b: b.pop("consent"), 422, "CONSENT_MISSING"),
+        ("/v1/leads", lambda b: b.update(companySize="lots"), 422, "INVALID_ENUM"),
         ("/v1/leads", lambda b: b.update(timestamp="1970-01-02T00:00:00Z"), 422,
          "TIMESTAMP_ABSURD"),
         ("/v1/activities", lambda b: b.update(type="teleport"), 422, "INVALID_ENUM"),

@@ -182,9 +182,11 @@ def test_a_lead_never_handed_over_counts_for_volume_once_per_score_band(p):
     assert x.activity(T0 + 4 * MIN) == [] and x.activity(T0 + 5 * MIN, "webinar_attend") == []
 
 
-def test_a_lead_without_mql_context_is_no_example(p):
+def test_a_lead_held_back_is_no_example(p):
     x = Lead(p)
-    assert x.lead(companySize=None, **LOW) == []  # can never be handed over
+    assert x.lead(consent=None, **LOW) == []  # no lawful basis: not handed over as it is
+    (example,) = Lead(p).lead(companySize=None, **LOW)  # incomplete, but handed over on cue
+    assert example["handed_over_at"] is None and example["label"] is None
 
 
 def test_an_example_travels_as_avro_and_comes_back_equal(p, tmp_path):

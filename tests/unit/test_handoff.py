@@ -87,12 +87,45 @@ def test_a_sales_ready_lead_is_scored_handed_over_once_and_routed(p):
     assert all(s is not topics.ROUTING for s, _, _ in sends)  # MQL once
 
 
-def test_crossing_without_context_is_marketings_breach_and_is_not_handed_over(p):
-    record = lead(companySize=None)  # size band unknown: the MQL contract is not met
+def test_crossing_without_context_is_marketings_breach_and_is_still_handed_over(p):
+    record = lead(companySize=None, region=None)  # the MQL contract is not met
     state, sends = feed(p, None, "lead", record, None)
-    assert verdicts(sends) == {"CONTEXT_COMPLETE": "BREACHED"}
-    assert all(s is not topics.ROUTING for s, _, _ in sends)
-    assert state.get("mql_at") is None
+    (verdict,) = [r for s, _, r in sends if s is topics.SLA]
+    assert (verdict["clause"], verdict["verdict"], verdict["party"]) == (
+        "CONTEXT_COMPLETE", "BREACHED", "MARKETING")
+    assert verdict["detail"] == "missing: region, size_band"
+    (request,) = [r for s, _, r in sends if s is topics.ROUTING]  # routed as far as rules allow
+    assert request["region"] is None and request["segment"] == "UNKNOWN"
+    assert state["mql_at"] == T0
+
+
+def test_without_a_lawful_basis_a_lead_is_held_until_one_is_recorded(p):
+    record = lead(consent=None)
+    state, sends = feed(p, None, "lead", record, None)
+    (verdict,) = [r for s, _, r in sends if s is topics.SLA]
+    assert verdict["verdict"] == "BREACHED" and verdict["detail"] == "missing: consent"
+    assert all(s is not topics.ROUTING for s, _, _ in sends) and state.get("mql_at") is None
+    (held,) = [s for s in state["steps"] if s["kind"] == "HELD"]
+    assert held["detail"]["waiting_for"] == "consent" and held["occurred_at"] == T0
+    # Marketing records the basis later: the lead is handed over then, not before.
+    again = lead(eventId=str(uuid.uuid4()))
+    again["occurred_at"] = T0 + HOUR
+    state, sends = feed(p, state, "lead", again, None)
+    (request,) = [r for s, _, r in sends if s is topics.ROUTING]
+    assert request["occurred_at"] == state["mql_at"] == T0 + HOUR
+    assert verdicts(sends) == {}  # judged once, at the first crossing
+
+
+def test_a_lead_without_a_lawful_basis_goes_to_sales_when_configured(p):
+    q = dataclasses.replace(p, contract=dataclasses.replace(p.contract, consent_required=False))
+    state, sends = feed(q, None, "lead", lead(consent=None), None)
+    assert [r["action"] for s, _, r in sends if s is topics.ROUTING] == ["ROUTE"]
+    assert not [s for s in state["steps"] if s["kind"] == "HELD"]
+    # Not a context field of this contract, so marketing is not judged for it either.
+    q = dataclasses.replace(q, contract=dataclasses.replace(
+        q.contract, context_fields=("email", "company")))
+    _, sends = feed(q, None, "lead", lead(consent=None, region=None), None)
+    assert verdicts(sends) == {"CONTEXT_COMPLETE": "MET"}
 
 
 def test_first_touch_and_status_updates_are_judged_in_event_time(p):

@@ -10,7 +10,7 @@ import pytest
 
 from streams import policies
 from streams.bench_model import run_model_bench, scenario_examples
-from streams.core.features import missing_context
+from streams.core.features import held_back
 from streams.settings import Settings
 from streams.simulate import generate
 
@@ -36,7 +36,7 @@ def test_examples_are_the_leads_as_handed_over() -> None:
         assert e["handed_over_at"] == int(truth.mql_at.timestamp() * 1000)
         assert e["label"] == int(truth.outcome in ("CLOSED_WON", "CLOSED_LOST"))
         assert f["last_event_at"] <= e["handed_over_at"]  # nothing from after the handover
-        assert not missing_context(f)
+        assert not held_back(f)
         assert POLICIES.model.score(f).score >= POLICIES.scoring.threshold
         assert truth.probability <= oracle[e["lead_id"]] < 1
         later += last_delivered.get(e["lead_id"], 0) > e["handed_over_at"]
@@ -54,4 +54,4 @@ def test_bench_report() -> None:
     for text in ("oracle", "200", "skipped", "reached SQL", "train on 2,000 examples"):
         assert text in table
     with pytest.raises(ValueError, match="too few"):
-        run_model_bench(seed=3, leads=20, days=1, policies=POLICIES, big=10)
+        run_model_bench(seed=3, leads=10, days=1, policies=POLICIES, big=10)

@@ -125,17 +125,17 @@ def test_monotone_in_the_threshold(ps: list[float], data: st.DataObject) -> None
         assert not any(meets(r) for r in t if r.threshold > rec.threshold)
 
 
-def _lead(scored_at: int, label: int | None, complete: bool = True) -> dict:
+def _lead(scored_at: int, label: int | None, consent: bool = True) -> dict:
     f = new_features()
     f.update(profile_at=1, size_band="SIZE_51_200", industry="SaaS",
-             trigger_actions=["x"] if complete else [], has_email=True, has_names=True,
-             has_company=True, consent=True)
+             trigger_actions=["x"], has_email=True, has_names=True,
+             has_company=True, consent=consent)
     return {"lead_id": str(scored_at), "features": f, "label": label, "scored_at": scored_at}
 
 
-def test_from_examples_rescores_and_skips_incomplete_leads() -> None:
+def test_from_examples_rescores_and_skips_leads_held_back() -> None:
     model = LinearModel("v", {"industry:SaaS": 1.0}, 0.0)
-    leads = [_lead(0, 1), _lead(1000, None), _lead(2000, 0, complete=False), _lead(3000, 0)]
+    leads = [_lead(0, 1), _lead(1000, None), _lead(2000, 0, consent=False), _lead(3000, 0)]
     ps, labels, window = th.from_examples(leads, model)
     assert ps == [pytest.approx(0.7310585786)] * 3
     assert labels == [1, None, 0]
