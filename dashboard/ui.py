@@ -122,7 +122,10 @@ def _marketing(where: Where, f: data.Filters, c: data.Commitments) -> Any:
 
 
 def _revops(where: Where, f: data.Filters) -> Any:
-    return data.revops(_arch(where), f)
+    from dashboard import meetings
+
+    a = _arch(where)
+    return {**data.revops(a, f), **meetings.no_shows(a, f)}
 
 
 def _data_team(where: Where, f: data.Filters, m: data_models.ModelContext) -> Any:

@@ -269,3 +269,14 @@ def register(app: Any) -> None:
         async def get(self, request: Request) -> Response:
             doc = resources.files("streams").joinpath("openapi.json").read_bytes()
             return self.bytes(doc, content_type="application/json")
+
+    asyncapi_doc: list[bytes] = []  # built at the first request, then served as is
+
+    @app.page("/v1/asyncapi.json")
+    class AsyncApi(View):
+        async def get(self, request: Request) -> Response:
+            if not asyncapi_doc:
+                from streams import asyncapi
+
+                asyncapi_doc.append(orjson.dumps(asyncapi.document(inline=True)))
+            return self.bytes(asyncapi_doc[0], content_type="application/json")

@@ -374,6 +374,33 @@ def config() -> None:
         click.echo(f"{env:34} {value!r}")
 
 
+@main.command()
+@click.option("--write", is_flag=True, help="Rewrite docs/asyncapi.yaml in the repository.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON with the Avro contracts inlined (as GET /v1/asyncapi.json).")
+def asyncapi(write: bool, as_json: bool) -> None:
+    """Print the AsyncAPI 3.0 document of every Kafka topic leadflow reads or writes.
+
+    \b
+    Examples:
+      leadflow asyncapi                 YAML, payloads referencing avro/*.avsc
+      leadflow asyncapi --json          self-contained JSON
+      leadflow asyncapi --write         regenerate docs/asyncapi.yaml (after a topic or
+                                        contract change; a test checks it is current)
+    """
+    from streams import asyncapi as doc
+
+    if as_json:
+        click.echo(json.dumps(doc.document(inline=True), indent=2))
+        return
+    text = doc.dump_yaml(doc.document())
+    if write:
+        doc.repo_file().write_text(text, encoding="utf-8")
+        click.echo(f"wrote {doc.repo_file()}")
+    else:
+        click.echo(text, nl=False)
+
+
 main.add_command(import_command)
 main.add_command(model_group)
 main.add_command(threshold_group)

@@ -91,6 +91,27 @@ def render(f: Filters) -> None:
     left.altair_chart(charts.bars(q["touch_hist"], "bucket", "leads", "tier"), width="stretch")
     right.dataframe(q["touch_stats"], hide_index=True)
 
+    st.subheader("Meetings: no-show rate")
+    meetings = q["meetings"]
+    if meetings.is_empty():
+        st.caption("No meetings yet: they come from the calendar and CRM connectors "
+                   "(meeting_booked / _cancelled / _held / _no_show activities).")
+    else:
+        m = meetings.row(0, named=True)
+        cols = st.columns(4)
+        cols[0].metric("Meetings booked", f"{m['booked']:,}")
+        cols[1].metric("Held", f"{m['held']:,}", help="A held meeting is the host's touch")
+        cols[2].metric("No-shows", f"{m['no_show']:,}")
+        cols[3].metric("No-show rate", "–" if m["no_show_rate"] is None
+                       else f"{m['no_show_rate']:.1%}",
+                       help="No-shows over meetings due: booked and not cancelled")
+        rate = {"no_show_rate": st.column_config.NumberColumn(format="percent")}
+        left, right = st.columns(2)
+        left.markdown("**By campaign**")
+        left.dataframe(q["no_show_by_campaign"], hide_index=True, column_config=rate)
+        right.markdown("**By rep (the host)**")
+        right.dataframe(q["no_show_by_rep"], hide_index=True, column_config=rate)
+
     st.subheader("Where the time goes")
     stages = q["stages"]
     st.altair_chart(charts.bars(stages, "stage", "median_h", "waits_on"), width="stretch")

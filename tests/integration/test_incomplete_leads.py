@@ -86,3 +86,13 @@ def test_the_example_bodies_still_give_a_complete_routed_lead(worker: Worker) ->
     assert post(worker.base_url, "/v1/leads", json.dumps(body).encode())[0] == 202
     trace = full_trace(worker, body["leadId"], lambda kinds: "ROUTED" in kinds)
     assert context_verdict(trace)["verdict"] == "MET"
+
+
+def test_the_asyncapi_document_is_served_beside_openapi(worker: Worker) -> None:
+    import urllib.request
+
+    from streams import asyncapi
+
+    with urllib.request.urlopen(worker.base_url + "/v1/asyncapi.json", timeout=10) as resp:
+        assert resp.headers["Content-Type"].startswith("application/json")
+        assert json.loads(resp.read()) == asyncapi.document(inline=True)

@@ -91,3 +91,13 @@ def test_bad_context_fields_name_the_key(value: Any, message: str) -> None:
 def test_consent_required_must_be_a_flag() -> None:
     with pytest.raises(ValueError, match="sla.marketing.consent_required"):
         Contract.from_config({"marketing": {"consent_required": "yes"}})
+
+
+def test_the_seed_object_fits_the_documented_body() -> None:
+    from importlib import resources
+
+    import jsonschema
+
+    doc = json.loads(resources.files("streams").joinpath("openapi.json").read_text())
+    schema = {"$ref": "#/components/schemas/LeadCaptured", "components": doc["components"]}
+    jsonschema.validate(json.loads(SEED.read_text()), schema)
