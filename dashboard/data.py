@@ -11,9 +11,10 @@ Definitions (the SLA core's, so the page and the verdicts agree):
 - a lead *crosses* when its score first reaches the threshold: the lead-level
   ``CONTEXT_COMPLETE`` verdict, one per crossing lead, dated at the crossing. Monthly MQL
   volume counts crossings (complete or not), as ``MQL_VOLUME`` does;
-- an *MQL* is a crossing with complete context (``CONTEXT_COMPLETE`` MET): the lead handed
-  to sales; a campaign's disqualification rate is the share of its MQLs later set to
-  ``DISQUALIFIED`` (by the month they became MQLs);
+- an *MQL* is a crossing handed to sales (routed: incomplete context is judged against
+  marketing but handed over all the same, a missing lawful basis may hold it back); a
+  campaign's disqualification rate is the share of its MQLs later set to ``DISQUALIFIED``
+  (by the month they crossed);
 - the date filter applies to when the thing counted happened (crossing, routing, verdict,
   scoring, arrival), read through the archive's ``date`` partitions so other days' files
   are never opened. What sales did with those leads (touches, status changes) is read from
@@ -151,13 +152,17 @@ def choices(a: Archive) -> dict[str, list[str]]:
 
 def crossings(a: Archive, f: Filters) -> pl.DataFrame:
     """One row per lead that crossed the threshold in the window: when, campaign, whether
-    its context was complete (an MQL) and what was missing, and what sales made of it."""
+    its context was complete and what was missing, whether sales got it (``handed``: an
+    MQL) and what sales made of it."""
     verdicts = a.scan("SlaEvaluated", f).filter(
         (pl.col("clause") == "CONTEXT_COMPLETE") & pl.col("lead_id").is_not_null()
     ).select(key(), "campaign_id", "detail", at="evaluated_at",
              complete=pl.col("verdict") == "MET")
     verdicts = keep_leads(verdicts, a, f, campaign="campaign_id")
-    return verdicts.join(outcomes(a, f), on="k", how="left").with_columns(
+    handed = a.scan("LeadRouted", since(f)).select(key()).unique().with_columns(
+        handed=pl.lit(True))
+    return verdicts.join(outcomes(a, f), on="k", how="left").join(
+        handed, on="k", how="left").with_columns(pl.col("handed").fill_null(False),
         pl.col("dq").fill_null(False), pl.col("converted").fill_null(False),
         month=pl.col("at").dt.strftime("%Y-%m"),
     ).collect()
@@ -181,10 +186,10 @@ def outcomes(a: Archive, f: Filters) -> pl.LazyFrame:
 
 
 def mql_volume(x: pl.DataFrame, c: Commitments) -> pl.DataFrame:
-    """Per month: leads that crossed, split complete (handed to sales) / incomplete, against
+    """Per month: leads that crossed, handed to sales (MQLs), with incomplete context, against
     the monthly commitment."""
     return x.group_by("month").agg(
-        crossed=pl.len(), mqls=pl.col("complete").sum(),
+        crossed=pl.len(), mqls=pl.col("handed").sum(),
         incomplete=(~pl.col("complete")).sum(),
     ).with_columns(
         commitment=pl.lit(c.min_mqls_per_month),
@@ -194,7 +199,7 @@ def mql_volume(x: pl.DataFrame, c: Commitments) -> pl.DataFrame:
 
 def dq_by_campaign(x: pl.DataFrame, c: Commitments) -> pl.DataFrame:
     """Per campaign: MQLs, disqualified, the rate against the ceiling, conversions."""
-    return x.filter(pl.col("complete")).group_by("campaign_id").agg(
+    return x.filter(pl.col("handed")).group_by("campaign_id").agg(
         mqls=pl.len(), disqualified=pl.col("dq").sum(), converted=pl.col("converted").sum(),
     ).with_columns(
         dq_rate=pl.col("disqualified") / pl.col("mqls"),
@@ -206,7 +211,7 @@ def dq_by_campaign(x: pl.DataFrame, c: Commitments) -> pl.DataFrame:
 
 def dq_reasons(x: pl.DataFrame) -> pl.DataFrame:
     """Why sales disqualified each campaign's MQLs."""
-    return x.filter(pl.col("complete") & pl.col("dq")).group_by(
+    return x.filter(pl.col("handed") & pl.col("dq")).group_by(
         "campaign_id", reason=pl.col("reason").fill_null(NO_REASON)
     ).agg(leads=pl.len()).sort(["campaign_id", "leads"], descending=[False, True])
 
@@ -229,8 +234,8 @@ def context_completeness(x: pl.DataFrame, c: Commitments) -> tuple[pl.DataFrame,
 def weekly_trend(x: pl.DataFrame) -> pl.DataFrame:
     """Week by week: MQLs, their disqualification rate and the context share."""
     return x.group_by(week=pl.col("at").dt.truncate("1w")).agg(
-        crossed=pl.len(), mqls=pl.col("complete").sum(),
-        dq_rate=(pl.col("dq") & pl.col("complete")).sum() / pl.col("complete").sum(),
+        crossed=pl.len(), mqls=pl.col("handed").sum(),
+        dq_rate=(pl.col("dq") & pl.col("handed")).sum() / pl.col("handed").sum(),
         context_share=pl.col("complete").mean(),
     ).sort("week")
 

@@ -18,7 +18,7 @@ class ErrorCode(StrEnum):
     INVALID_EMAIL = "INVALID_EMAIL"  # email syntax
     INVALID_ENUM = "INVALID_ENUM"  # value outside a closed set (status, activity type, ...)
     TIMESTAMP_ABSURD = "TIMESTAMP_ABSURD"  # before 2000-01-01 or too far after observation
-    CONSENT_MISSING = "CONSENT_MISSING"  # lead without consent block / lawful basis / timestamp
+    CONSENT_MISSING = "CONSENT_MISSING"  # kept for old dead letters: a missing basis is judged now
     BAD_SIGNATURE = "BAD_SIGNATURE"  # webhook signature missing/invalid/outside tolerance
     UNKNOWN_EVENT = "UNKNOWN_EVENT"  # webhook envelope event type not handled
     UNAVAILABLE = "UNAVAILABLE"  # broker did not acknowledge (HTTP 503)

@@ -29,6 +29,7 @@ band, region, statuses, rep, channel, outcome — never names, emails, phones or
 from __future__ import annotations
 
 import heapq
+import json
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -80,6 +81,13 @@ def _activity_detail(record: dict[str, Any]) -> dict[str, Any]:
         # Which meeting and whose: a held one is the host's touch (FIRST_TOUCH), a no-show
         # counts against the campaign and the rep on the dashboard.
         props = record.get("properties") or {}
+        if isinstance(props, str):  # the archive keeps a map as its JSON text
+            try:
+                props = json.loads(props)
+            except ValueError:
+                props = {}
+        if not isinstance(props, dict):
+            props = {}
         detail.update(meeting=props.get("meetingId"), rep=props.get("repId"),
                       starts_at=props.get("startsAt"))
     return detail

@@ -301,7 +301,7 @@ def _lead(
     score = row.text("marketing_score")
     basis = row.text("lawful_basis")
     # Without a consent column the basis was established when the lead was captured; a
-    # blank cell in one is left blank, for the contract to call CONSENT_MISSING.
+    # blank cell in one is left blank: no lawful basis recorded (accepted, never rejected).
     consented_at = row.time("consent_at") if "consent_at" in mapping.columns else created
     return {
         "event_id": event_id(lead_id, "lead"),
