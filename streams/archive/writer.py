@@ -100,6 +100,11 @@ def _known_ids(lazy: pl.LazyFrame, record_name: str) -> pl.Series:
     return pl.concat([with_id["__id"], without["__id"]])
 
 
+# What building a frame raises for a value its column cannot hold (pyarrow's ArrowInvalid and
+# ArrowTypeError are ValueError and TypeError).
+_UNFIT = (ValueError, TypeError, OverflowError)
+
+
 class Writer:
     def __init__(
         self, root: Path, decode: Decode, *, batch: int = 5000, flush_s: float = 2.0,
@@ -192,7 +197,7 @@ class Writer:
             ids = self._schemas.archive_ids(topic, {r["_schema_id"] for r in rows} - {None})
             for r in rows:
                 r["_schema_id"] = ids.get(r["_schema_id"])
-        frame = layout.to_frame(record_name, rows).with_columns(
+        frame = self._frame(record_name, rows).with_columns(
             identity(record_name).alias("__id"),
             pl.col("_event_time").dt.date().alias("__day"),
         ).unique("__id", keep="first", maintain_order=True)
@@ -215,6 +220,25 @@ class Writer:
             key = (record_name, part["__day"][0])
             if key in seen:  # else evicted meanwhile: read from disk when next needed
                 seen[key] = pl.concat([seen[key], part["__id"]])
+
+    def _frame(self, record_name: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
+        """The rows as a frame. Avro's types are wider than the archive's columns in places (an
+        Avro int is read as any Python int; the column is 32-bit), so a row that decodes may
+        still not fit: it is kept like an undecodable one, with its bytes and nulls, rather
+        than holding back every row behind it at each retry."""
+        try:
+            return layout.to_frame(record_name, rows)
+        except _UNFIT:
+            pass
+        fitted = []
+        for row in rows:
+            try:
+                layout.to_frame(record_name, [row])
+            except _UNFIT:
+                row = {k: v for k, v in row.items() if k.startswith("_")}
+                self.counts.undecodable += 1
+            fitted.append(row)
+        return layout.to_frame(record_name, fitted)
 
     def _row(self, topic: str, partition: int, record_name: str, raw: Raw) -> dict[str, Any]:
         try:

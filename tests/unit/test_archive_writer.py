@@ -170,3 +170,33 @@ def test_an_undecodable_record_is_archived_once_too(tmp_path: Path, codec: Codec
     w.add(TOPIC, 0, [other])
     w.flush(force=True)
     assert archived(tmp_path)["_offset"].to_list() == [3, 4, 5]
+
+
+def test_a_record_that_decodes_but_does_not_fit_a_column_is_kept_with_its_bytes(
+    tmp_path: Path, codec: Codec
+) -> None:
+    """An Avro int is read as any Python int; the archive's column is 32-bit. Such a lead
+    (the intake dead-letters it) once stopped the archive of its partition for good: every
+    retry failed on it again (found by tests/integration/test_fuzz_intake.py)."""
+    import io
+
+    import fastavro
+
+    spec = topics.LEADS
+    good = {**schemas.samples(schemas.latest("LeadCaptured"))[1], "occurred_at": T0}
+    framed = codec.encode(spec.subject, spec.record, good)
+    wide = json.loads(json.dumps(schemas.latest("LeadCaptured")))
+    next(f for f in wide["fields"] if f["name"] == "marketing_score")["type"] = ["null", "long"]
+    body = io.BytesIO()
+    bad = {**good, "event_id": str(uuid.uuid4()), "marketing_score": 2**31}
+    fastavro.schemaless_writer(body, fastavro.parse_schema(wide), bad)
+    ms = int(T0.timestamp() * 1000)
+    w = writer(tmp_path, codec)
+    w.add(spec.name, 0, [Raw(0, b"a", framed, ms), Raw(1, b"b", framed[:5] + body.getvalue(), ms),
+                         Raw(2, b"c", framed, ms)])
+    assert w.flush(force=True) == {(spec.name, 0): 3}
+    got = archived(tmp_path, "LeadCaptured")
+    assert got["_offset"].to_list() == [0, 1]  # offset 2 repeats offset 0's event
+    assert got["marketing_score"].to_list() == [good["marketing_score"], None]
+    assert got["_value"][1] == framed[:5] + body.getvalue()
+    assert w.counts.undecodable == 1
