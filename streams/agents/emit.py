@@ -102,7 +102,7 @@ class Emitter:
 
         await self.send(topics.DEAD_LETTERS, msg.key, dead_letter(
             err, source_topic=msg.topic, value=msg.value or b"", key=msg.key,
-            partition=msg.partition, offset=msg.offset,
+            partition=msg.partition, offset=msg.offset, limit=self.app.codec.max_record_bytes,
         ))
 
 
