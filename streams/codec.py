@@ -161,7 +161,7 @@ class Codec:
             try:
                 # Without the uuid logical type fastavro hands back the str it read instead of
                 # building a UUID object we would only turn back into a str.
-                parsed = fastavro.parse_schema(_without_uuid(raw))
+                parsed = _strict_enums(fastavro.parse_schema(_without_uuid(raw)))
             except Exception as exc:  # a registry can hold anything
                 raise LeadflowError(
                     ErrorCode.UNKNOWN_SCHEMA, f"schema id {schema_id} does not parse: {exc}"
@@ -179,6 +179,55 @@ class Codec:
             parsed = fastavro.parse_schema(_without_uuid(raw))
             known = self._readers[record_name] = (raw, parsed, _uuid_fixer(raw, {}, None))
         return known
+
+
+class _Symbols:
+    """An enum's symbols that refuse a negative index. fastavro reads an enum as
+    ``symbols[index]``, and a Python list takes -1 for its last item: a negative index, which
+    no Avro writer produces, was read as a real symbol (-3 as CLOSED_WON) instead of failing
+    as Avro's own readers do."""
+
+    __slots__ = ("_symbols",)
+
+    def __init__(self, symbols: list[str]) -> None:
+        self._symbols = list(symbols)
+
+    def __getitem__(self, index: int) -> str:
+        if index < 0:
+            raise IndexError(f"enum index {index} is negative")
+        return self._symbols[index]
+
+    def __len__(self) -> int:
+        return len(self._symbols)
+
+    def __iter__(self) -> Any:
+        return iter(self._symbols)
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self._symbols
+
+
+def _strict_enums(parsed: Any) -> Any:
+    """``parsed`` (a fastavro writer schema) with every enum's symbols as ``_Symbols``."""
+    seen: set[int] = set()
+
+    def visit(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item)
+        elif isinstance(node, dict) and id(node) not in seen:
+            seen.add(id(node))
+            if node.get("type") == "enum" and isinstance(node.get("symbols"), list):
+                node["symbols"] = _Symbols(node["symbols"])
+            for key in ("type", "items", "values"):
+                visit(node.get(key))
+            for f in node.get("fields", ()):
+                visit(f)
+            for named in (node.get("__named_schemas") or {}).values():
+                visit(named)
+
+    visit(parsed)
+    return parsed
 
 
 def _without_uuid(schema: Any) -> Any:

@@ -458,3 +458,33 @@ def test_the_allocation_probe_would_see_zero_width_items() -> None:
     finally:
         tracemalloc.stop()
     assert peak > 256 * 1024
+
+
+@pytest.mark.parametrize("index", [-1, -3, -11, -12, 11, 2**40])
+def test_an_enum_index_outside_the_symbols_is_bad_encoding_even_negative(
+    tmp_path: Path, index: int
+) -> None:
+    """fastavro reads ``symbols[index]``: index -3 of LeadStatus read as CLOSED_WON, a valid
+    status from bytes no Avro writer produces (found by tests/integration/test_fuzz_intake.py)."""
+    codec = Codec(FileRegistry(tmp_path / "registry.json"))
+    raw = schemas.latest("LeadStatusChanged")
+    record = {
+        "event_id": str(uuid.uuid4()), "lead_id": str(uuid.uuid4()), "previous_status": None,
+        "new_status": "WORKING", "disqualification_reason": None, "sales_notes": None,
+        "updated_by": None, "occurred_at": datetime.now(UTC), "source_system": "t",
+        "correlation_id": None,
+    }
+    framed = codec.encode("crm.status-changed-value", "LeadStatusChanged", record)
+    # The same record with new_status as a bare long: the index goes where the symbol went.
+    wide = copy.deepcopy(raw)
+    for f in wide["fields"]:
+        if f["name"] == "previous_status":
+            f["type"] = ["null", "long"]
+        if f["name"] == "new_status":
+            f["type"] = "long"
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(wide), {**record, "new_status": index})
+    assert codec.decode(framed, "LeadStatusChanged")["new_status"] == "WORKING"
+    with pytest.raises(LeadflowError) as caught:
+        codec.decode(framed[:5] + body.getvalue(), "LeadStatusChanged")
+    assert caught.value.code is ErrorCode.BAD_ENCODING
