@@ -183,6 +183,11 @@ def canonical_uuid(value: Any, field: str) -> str:
     raise fail(ErrorCode.FIELD_MISMATCH, f"{field} must be a uuid string", field)
 
 
+# Longer than any address (RFC 5321: 254 octets; the 64 + 1 + 255 often quoted is 320), so
+# the memo below holds at most ~20 MB whatever producers send.
+_EMAIL_MAX = 320
+
+
 @lru_cache(maxsize=65_536)
 def _validated_email(text: str) -> tuple[str | None, str]:
     # Caches rejections too, so a producer hammering one bad address stays cheap.
@@ -204,6 +209,11 @@ def normalise_email(raw: Any, field: str = "email") -> str:
     text = raw.strip()
     if not text:
         raise fail(ErrorCode.MISSING_FIELD, f"{field} is blank", field)
+    if len(text) > _EMAIL_MAX:
+        # Not memoised: the cache holds 65,536 addresses, and that many of a megabyte each
+        # would pin gigabytes.
+        raise fail(ErrorCode.INVALID_EMAIL, f"{len(text)} characters, longer than any address",
+                   field)
     normalised, reason = _validated_email(text)
     if normalised is None:
         raise fail(ErrorCode.INVALID_EMAIL, reason, field)

@@ -344,3 +344,19 @@ def test_validate_only_raises_leadflow_errors(kind: str, data: st.DataObject) ->
 @given(st.text())
 def test_event_uuid5_is_uuid5_in_the_event_namespace(name: str) -> None:
     assert contract.event_uuid5(name) == str(uuid.uuid5(contract.EVENT_NAMESPACE, name))
+
+
+def test_an_address_longer_than_any_is_refused_without_being_memoised() -> None:
+    """Validation is memoised (65,536 addresses); each of those can be a megabyte long when a
+    producer sends garbage, so one key of the memo must stay small (the intake fuzz test sent
+    ~150 addresses of up to 200,000 characters)."""
+    contract._validated_email.cache_clear()
+    for n in (321, 200_000):
+        with pytest.raises(LeadflowError) as caught:
+            contract.normalise_email("y" * n + "@example.org")
+        assert caught.value.code is ErrorCode.INVALID_EMAIL
+    assert contract._validated_email.cache_info().currsize == 0
+    with pytest.raises(LeadflowError) as caught:  # long, yet within the bound: refused as ever
+        contract.normalise_email("y" * 300 + "@example.org")
+    assert caught.value.code is ErrorCode.INVALID_EMAIL
+    assert contract.normalise_email("Pat.Doe@Example.ORG") == "pat.doe@example.org"
