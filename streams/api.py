@@ -39,12 +39,27 @@ TITLES = {
     ErrorCode.UNAVAILABLE: "The broker did not acknowledge the event",
 }
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# application/json or a structured +json type; no Content-Type at all is read as JSON too.
+_JSON_MEDIA = re.compile(r"^application/(?:[\w.+-]+\+)?json$", re.IGNORECASE | re.ASCII)
+
+
+class UnsupportedMedia(LeadflowError):
+    """A body declared as something other than JSON: BAD_ENCODING, answered 415."""
+
+    status = 415
+
+    def __init__(self, media: str) -> None:
+        super().__init__(
+            ErrorCode.BAD_ENCODING,
+            f"Content-Type {media[:100]!r} is not JSON; send application/json",
+            "Content-Type",
+        )
 
 
 def problem(
     view: View, err: LeadflowError, correlation_id: str | None = None, **extra: Any
 ) -> Response:
-    status = STATUS.get(err.code, 422)
+    status = getattr(err, "status", None) or STATUS.get(err.code, 422)
     body: dict[str, Any] = {
         "type": f"urn:leadflow:problem:{err.code}",
         "title": TITLES.get(err.code, "The event breaks the contract"),
@@ -105,6 +120,9 @@ def register(app: Any) -> None:
         body = b""
         try:
             body = await read_body(request)
+            media = request.headers.get("Content-Type", "").split(";", 1)[0].strip()
+            if media and not _JSON_MEDIA.match(media):
+                raise UnsupportedMedia(media)
             if route == "crm":
                 webhook_id = webhooks.verify(settings.webhook_secrets, request.headers, body)
                 kind, record = payloads.crm_webhook(
@@ -127,7 +145,7 @@ def register(app: Any) -> None:
             if err.code is not ErrorCode.UNAVAILABLE:  # the sender retries; nothing is lost
                 letter = dead_letter(
                     err, source_topic=f"http:{request.method} {request.path}",
-                    value=body, correlation_id=cid,
+                    value=body, correlation_id=cid, limit=codec.max_record_bytes,
                 )
                 try:
                     spec = topics.DEAD_LETTERS

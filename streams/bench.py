@@ -33,6 +33,8 @@ from streams.broker import EmbeddedBroker, free_port
 from streams.settings import Settings
 from streams.views import get_json
 
+_JSON = {"Content-Type": "application/json"}  # the API answers 415 to anything else
+
 
 @dataclass
 class Result:
@@ -241,7 +243,7 @@ async def _http_latency(
         async def one(lead_id: str, counted: bool) -> None:
             body = _lead_body(lead_id, datetime.now(UTC))
             t0 = time.time()
-            async with http.post("/v1/leads", data=body) as resp:
+            async with http.post("/v1/leads", data=body, headers=_JSON) as resp:
                 if resp.status != 202:
                     raise RuntimeError(f"POST /v1/leads: {resp.status} {await resp.text()}")
             if counted:

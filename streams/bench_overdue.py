@@ -19,6 +19,8 @@ from typing import Any
 from streams import kafka, topics
 from streams.settings import Settings
 
+_JSON = {"Content-Type": "application/json"}  # the API answers 415 to anything else
+
 
 def _hand_raiser(lead_id: str, captured: datetime) -> bytes:
     return json.dumps({
@@ -63,7 +65,7 @@ async def overdue_latency(settings: Settings, base: str, seconds: float, grace_m
             # leads, not a burst that would queue them.
             await asyncio.sleep(max(0.0, start + due_in - 1.0 - time.monotonic()))
             body = _hand_raiser(lead_id, now - window + timedelta(seconds=due_in))
-            async with http.post("/v1/leads", data=body) as resp:
+            async with http.post("/v1/leads", data=body, headers=_JSON) as resp:
                 if resp.status != 202:
                     raise RuntimeError(f"POST /v1/leads: {resp.status} {await resp.text()}")
     deadline = time.monotonic() + seconds + 30

@@ -21,7 +21,7 @@ def sign(secret: str, msg_id: str, body: bytes, at: datetime | None = None) -> d
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, at, body.decode()),
+        "webhook-signature": Webhook(secret).sign(msg_id, at, body),
     }
 
 

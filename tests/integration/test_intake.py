@@ -175,6 +175,15 @@ def test_http_transport_errors(worker: Worker) -> None:
     assert (status, problem["code"]) == (401, "BAD_SIGNATURE")
     status, _, problem = post(worker.base_url, "/v1/leads", b"{not json")
     assert (status, problem["code"]) == (400, "BAD_ENCODING")
+    # JSON under another media type (found by tests/integration/test_fuzz_intake.py: taken)
+    lead = example("lead-captured.json")
+    status, headers, problem = post(worker.base_url, "/v1/leads", lead,
+                                    {"Content-Type": "text/plain"})
+    assert (status, problem["code"], problem["field"]) == (415, "BAD_ENCODING", "Content-Type")
+    assert headers["Content-Type"].startswith("application/problem+json")
+    status, _, _ = post(worker.base_url, "/v1/leads", lead,
+                        {"Content-Type": "application/json; charset=utf-8"})
+    assert status == 202
     big = b'{"pad": "' + b"x" * (worker.settings.max_request_bytes + 10) + b'"}'
     status, _, problem = post(worker.base_url, "/v1/leads", big)
     assert (status, problem["code"]) == (413, "TOO_LARGE")
