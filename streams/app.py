@@ -145,8 +145,10 @@ def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
     _short_gc_pauses(app)
     if api:
         from streams import api as api_module
+        from streams.connectors import http as connectors_http
 
         api_module.register(app)
+        connectors_http.register(app)  # POST /v1/connectors/... (README "Connect your systems")
     return app
 
 

@@ -173,7 +173,16 @@ def use_json(log_format: str, stream: TextIO | None = None) -> bool:
 
 
 def secrets_of(settings: Any) -> tuple[str, ...]:
-    return (*settings.webhook_secrets, settings.notify_secret)
+    def many(name: str) -> tuple[str, ...]:
+        return tuple(getattr(settings, name, ()))
+
+    connectors = (
+        *many("hubspot_client_secrets"), getattr(settings, "hubspot_api_token", ""),
+        *many("pipedrive_basic_auth"), *many("close_signature_keys"),
+        *many("calendly_signing_keys"), *many("chilipiper_secrets"),
+        *(s.split(":", 1)[-1] for s in many("generic_secrets")),
+    )
+    return (*settings.webhook_secrets, settings.notify_secret, *connectors)
 
 
 def formatter(*, json: bool, secrets: Iterable[str] = ()) -> logging.Formatter:

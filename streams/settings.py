@@ -79,6 +79,34 @@ class Settings:
     # configured, stored or logged. Empty: the admin endpoints answer 401 to everyone.
     admin_token_sha256: tuple[str, ...] = ()
     send_timeout_s: float = 5.0
+    # Connectors (POST /v1/connectors/...; README "Connect your systems"). Each secret setting
+    # takes several values, comma-separated, newest first, to rotate without downtime.
+    # public_base_url: the scheme://host[:port] the vendors call (HubSpot signs the URL it
+    # called, and leadflow usually sits behind a proxy); empty: the request's own Host.
+    public_base_url: str = ""
+    # Signed timestamps older (or newer) than this are refused, and accepted signed requests
+    # are remembered this long to refuse replays.
+    connector_tolerance_s: float = 300.0
+    hubspot_client_secrets: tuple[str, ...] = ()
+    hubspot_signature_versions: tuple[str, ...] = ("v3",)  # add v1, v2 for legacy apps
+    # Contact properties whose changes are lead status changes ([connectors.hubspot.status]
+    # translates their values); lifecyclestage has its own table.
+    hubspot_status_properties: tuple[str, ...] = ("hs_lead_status",)
+    # HubSpot's API, for what events carry only ids of (contacts, calls, meetings): a
+    # private-app token with crm.objects.contacts.read.
+    hubspot_api_url: str = "https://api.hubapi.com"
+    hubspot_api_token: str = ""
+    hubspot_api_attempts: int = 4
+    salesforce_org_ids: tuple[str, ...] = ()  # 15- or 18-character OrganizationId
+    pipedrive_basic_auth: tuple[str, ...] = ()  # user:password
+    close_signature_keys: tuple[str, ...] = ()  # hex signature_key of the subscription
+    calendly_signing_keys: tuple[str, ...] = ()
+    chilipiper_secrets: tuple[str, ...] = ()
+    chilipiper_secret_header: str = "X-ChiliPiper-Secret"
+    # Generic mappings: NAME.toml files here (beside the shipped marketo and zapier), with
+    # their secrets as name:secret (basic auth: name:user:password).
+    connector_mappings_dir: str = ""
+    generic_secrets: tuple[str, ...] = ()
     # SLA clocks: how often due deadlines are judged, and after how long without events a
     # partition's event-time clock follows the wall clock (a quiet night still breaches).
     sla_tick_s: float = 1.0

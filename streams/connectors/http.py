@@ -1,0 +1,241 @@
+"""One path per connector: POST /v1/connectors/{hubspot,salesforce,pipedrive,close,calendly,
+chilipiper} and /v1/connectors/generic/{name}.
+
+A request is authenticated the vendor's way (``auth``), refused as a replay if the same
+signed request was already accepted, translated (``hubspot``, ``salesforce`` or a mapping
+through ``engine``), checked against the contract record by record, and published to the
+inbound topics before the answer: 200 with a summary (Salesforce: the SOAP Ack). A record the
+contract rejects is dead-lettered with its code and the rest of the batch goes through (a
+refusal would make the vendor retry the whole batch for a day). An authentication failure is
+401 problem+json with code BAD_SIGNATURE and a ``reason``; a broker that does not acknowledge
+is 503 (Salesforce: a SOAP fault), and the vendor's retry is deduplicated by event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from faust.web import Request, Response, View
+
+from streams import topics
+from streams.api import problem
+from streams.connectors import auth, config, engine, hubspot, salesforce
+from streams.connectors.engine import Item
+from streams.core import contract
+from streams.deadletter import dead_letter
+from streams.errors import ErrorCode, LeadflowError
+
+_CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class Refused(Exception):
+    """An answer other than the contract's codes (HTTP status, problem code, detail)."""
+
+    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(code, detail)
+        self.status, self.code, self.detail, self.extra = status, code, detail, extra
+
+
+def register(app: Any) -> None:
+    settings = app.settings
+    codec, stats = app.codec, app.stats
+    connectors = app.connectors = config.build(settings)
+    guard = auth.ReplayGuard(settings.connector_tolerance_s)
+    api = app.hubspot_api = hubspot.Api(
+        settings.hubspot_api_url, settings.hubspot_api_token, settings.hubspot_api_attempts)
+    skew = timedelta(seconds=settings.max_clock_skew_s)
+    tolerance = settings.connector_tolerance_s
+
+    async def publish(spec: topics.TopicSpec, key: bytes | None, value: bytes) -> Any:
+        try:
+            return await asyncio.wait_for(
+                app.producer.send_and_wait(spec.name, key, value, None, None, None),
+                settings.send_timeout_s,
+            )
+        except Exception as exc:
+            raise LeadflowError(
+                ErrorCode.UNAVAILABLE, f"broker did not acknowledge: {exc!r}") from exc
+
+    async def letter(err: LeadflowError, request: Request, body: bytes, cid: str) -> None:
+        stats.http_rejected[str(err.code)] += 1
+        record = dead_letter(err, source_topic=f"http:{request.method} {request.path}",
+                             value=body, correlation_id=cid)
+        spec = topics.DEAD_LETTERS
+        await publish(spec, None, codec.encode(spec.subject, spec.record, record))
+        stats.dead_letters[str(err.code)] += 1
+
+    async def accept(items: list[Item], request: Request, body: bytes,
+                     cid: str) -> dict[str, Any]:
+        """Validate and publish every record of ``items``; dead-letter what the contract
+        rejects. Returns the summary the JSON answers carry."""
+        now = datetime.now(UTC)
+        seen: set[str] = set()
+        keys: set[str] = set()
+        sends: list[tuple[str, dict[str, Any]]] = []
+        errors: list[LeadflowError] = []
+        repeats = 0
+        for item in items:
+            if item.key and item.key in keys:
+                repeats += 1  # the same vendor event twice in one batch
+                continue
+            keys.add(item.key)
+            errors.extend(item.errors)
+            for kind, record in item.outputs:
+                if record["event_id"] in seen:
+                    repeats += 1
+                    continue
+                seen.add(record["event_id"])
+                try:
+                    sends.append((kind, contract.validate(kind, record, observed_at=now,
+                                                          max_skew=skew)))
+                except LeadflowError as err:
+                    errors.append(err)
+        await asyncio.gather(*(
+            publish(topics.BY_KIND[kind], rec["lead_id"].encode(),
+                    codec.encode(topics.BY_KIND[kind].subject, topics.BY_KIND[kind].record, rec))
+            for kind, rec in sends))
+        for err in errors:
+            await letter(err, request, body, cid)
+        return {
+            "status": "accepted",
+            "correlationId": cid,
+            "events": [{"eventId": r["event_id"], "leadId": r["lead_id"], "kind": k}
+                       for k, r in sends],
+            "repeats": repeats,
+            "rejected": [{"code": str(e.code), "detail": e.detail, "field": e.field}
+                         for e in errors],
+        }
+
+    def public_uri(request: Request) -> str:
+        if settings.public_base_url:
+            return settings.public_base_url.rstrip("/") + request.rel_url.path_qs
+        return str(request.url)
+
+    async def read_body(request: Request) -> bytes:
+        limit = settings.max_request_bytes
+        body = await request.content.read(limit + 1)
+        if len(body) > limit:
+            raise LeadflowError(ErrorCode.TOO_LARGE, f"body is over {limit} bytes")
+        return body
+
+    def parse_json(body: bytes) -> Any:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise LeadflowError(ErrorCode.BAD_ENCODING, f"body is not JSON: {exc}") from exc
+
+    async def handle(view: View, request: Request, name: str) -> Response:
+        header_cid = request.headers.get("X-Correlation-Id", "")
+        cid = header_cid if _CORRELATION.match(header_cid) else str(uuid.uuid4())
+        body = b""
+        try:
+            body = await read_body(request)
+            replay_key, items, answer = await translate(name, request, body, cid)
+            summary = await accept(items, request, body, cid)
+            guard.remember(replay_key)
+            return answer(view, summary)
+        except Refused as ref:
+            body_json = {"type": f"urn:leadflow:problem:{ref.code}", "title": ref.detail,
+                         "status": ref.status, "detail": ref.detail, "code": ref.code,
+                         "correlationId": cid, **ref.extra}
+            return view.bytes(orjson.dumps(body_json), status=ref.status,
+                              content_type="application/problem+json",
+                              headers={"X-Correlation-Id": cid})
+        except LeadflowError as err:
+            if err.code is not ErrorCode.UNAVAILABLE:
+                try:
+                    await letter(err, request, body, cid)
+                except LeadflowError as unavailable:
+                    err = unavailable
+            if name == "salesforce" and err.code is ErrorCode.UNAVAILABLE:
+                return view.bytes(salesforce.fault(err.detail), status=500,
+                                  content_type="text/xml")
+            extra = {"reason": err.reason} if isinstance(err, auth.AuthError) else {}
+            return problem(view, err, cid, **extra)
+
+    def json_answer(view: View, summary: dict[str, Any]) -> Response:
+        return view.bytes(orjson.dumps(summary), content_type="application/json", status=200,
+                          headers={"X-Correlation-Id": summary["correlationId"]})
+
+    def soap_ack(view: View, summary: dict[str, Any]) -> Response:
+        return view.bytes(salesforce.ACK, content_type="text/xml", status=200)
+
+    async def translate(name: str, request: Request, body: bytes, cid: str) -> Any:
+        headers = request.headers
+        if name == "hubspot":
+            key = auth.verify_hubspot(
+                settings.hubspot_client_secrets, settings.hubspot_signature_versions,
+                request.method, public_uri(request), headers, body, tolerance_s=tolerance)
+            guard.check("hubspot:" + key)
+            doc = parse_json(body)
+            if isinstance(doc, dict):
+                return "hubspot:" + key, [hubspot.translate_workflow(doc, cid)], json_answer
+            items, erasures = await hubspot.translate_batch(doc, connectors.hubspot, api, cid)
+            if erasures:
+                # Erasure is not built yet (privacy-and-access issue): the rest of the
+                # batch goes through; HubSpot retries the deletions until it is.
+                await accept(items, request, body, cid)
+                raise Refused(501, "ERASURE_UNAVAILABLE",
+                              "contact.privacyDeletion cannot be honoured: leadflow has no "
+                              "erasure yet; the batch's other events were accepted",
+                              objectIds=erasures)
+            return "hubspot:" + key, items, json_answer
+        if name == "salesforce":
+            notifications = salesforce.parse(body)
+            salesforce.check_org(notifications, settings.salesforce_org_ids)
+            return "", salesforce.translate(notifications, connectors.salesforce_status,
+                                            cid), soap_ack
+        mapping = connectors.mappings[name]
+        key = authenticate(mapping, headers, body)
+        guard.check(f"{name}:{key}" if key else "")
+        items = list(engine.run(mapping, parse_json(body), cid))
+        return (f"{name}:{key}" if key else ""), items, json_answer
+
+    def authenticate(mapping: engine.Mapping_, headers: Any, body: bytes) -> str:
+        spec = mapping.auth
+        method = spec.get("method")
+        secrets = config.secrets_for(settings, mapping)
+        if method == "close":
+            return auth.verify_close(secrets, headers, body, tolerance_s=tolerance)
+        if method == "calendly":
+            return auth.verify_calendly(secrets, headers, body, tolerance_s=tolerance)
+        if method == "basic":
+            return auth.verify_basic(secrets, headers)
+        if method == "bearer":
+            return auth.verify_token(secrets, headers, "Authorization", "Bearer ")
+        if method == "header":
+            header = spec.get("header") or getattr(settings, spec.get("header_setting", ""), "")
+            return auth.verify_token(secrets, headers, header)
+        if method == "hmac":
+            return auth.verify_hmac(
+                secrets, headers, body, header=spec["header"],
+                message=spec.get("message", "{body}"), encoding=spec.get("encoding", "hex"),
+                prefix=spec.get("prefix", ""), timestamp_header=spec.get("timestamp_header", ""),
+                tolerance_s=tolerance)
+        raise auth.AuthError("NOT_CONFIGURED", f"mapping {mapping.name}: unknown auth method "
+                             f"{method!r} (hmac, basic, bearer, header, close, calendly)")
+
+    def page(path: str, name: str) -> None:
+        class Connector(View):
+            async def post(self, request: Request) -> Response:
+                return await handle(self, request, name)
+
+        Connector.__name__ = f"Connector_{name}"
+        app.page(path)(Connector)
+
+    for name in ("hubspot", "salesforce", *config.BUILT_IN):
+        page(f"/v1/connectors/{name}", name)
+
+    @app.page("/v1/connectors/generic/{name}")
+    class Generic(View):
+        async def post(self, request: Request, name: str) -> Response:
+            if name not in connectors.generic:
+                return problem(self, LeadflowError(
+                    ErrorCode.NOT_FOUND, f"no mapping named {name!r}; known: "
+                    f"{sorted(connectors.generic)}", field="name"))
+            return await handle(self, request, name)
