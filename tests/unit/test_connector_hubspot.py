@@ -1,0 +1,115 @@
+"""HubSpot batches against a local server speaking HubSpot's CRM API: captures read by id,
+repeats and out-of-order pairs, rate limits, privacy deletions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from streams.connectors import hubspot, records
+from streams.errors import LeadflowError
+from tests.connectors_kit import HUBSPOT_TOKEN, HubSpotApi, fixture
+
+LEAD = records.external_lead_id("hubspot", "contact", 5101)
+
+
+@pytest.fixture
+async def local_api():
+    server = HubSpotApi()
+    runner = await server.start()
+    yield server
+    await runner.cleanup()
+
+
+def client(server: HubSpotApi, token: str = HUBSPOT_TOKEN, attempts: int = 4) -> hubspot.Api:
+    return hubspot.Api(server.url, token, attempts=attempts, backoff_s=0.01)
+
+
+async def test_batch_maps_every_subscription(local_api):
+    batch = json.loads(fixture("hubspot_batch.json"))
+    items, erasures = await hubspot.translate_batch(batch, hubspot.Config(), client(local_api),
+                                                    "cid")
+    assert erasures == []
+    assert len(items) == len(batch)
+    assert all(not i.errors for i in items)
+    kinds = [[k for k, _ in i.outputs] for i in items]
+    assert kinds == [["lead"], ["status"], ["status"], ["status"], ["touch"], ["activity"], []]
+    capture = items[0].outputs[0][1]
+    assert capture["lead_id"] == LEAD and capture["email"] == "ines.moreau@fabrik.example.com"
+    assert capture["company_size"] == "SIZE_51_200" and capture["region"] == "Germany"
+    # The repeat (attemptNumber 1) has the same dedup key and event id as its original.
+    assert items[2].key == items[3].key
+    assert items[2].outputs[0][1]["event_id"] == items[3].outputs[0][1]["event_id"]
+    # The out-of-order pair keeps its event times: the trace orders by them.
+    connected, in_progress = items[1].outputs[0][1], items[2].outputs[0][1]
+    assert (connected["new_status"], in_progress["new_status"]) == ("SAL", "WORKING")
+    assert in_progress["occurred_at"] < connected["occurred_at"]
+    touch = items[4].outputs[0][1]
+    assert touch["lead_id"] == LEAD and touch["channel"] == "CALL" and touch["rep_id"] == "7001"
+    booked = items[5].outputs[0][1]
+    assert booked["activity_type"] == "MEETING_BOOKED" and booked["lead_id"] == LEAD
+    assert sorted(local_api.calls) == ["calls/8801", "contacts/5101", "meetings/9901"]
+
+
+async def test_rate_limited_then_served(local_api):
+    local_api.rate_limited = 2
+    found = await client(local_api).get_object("contacts", 5101, ("email",))
+    assert found["id"] == "5101" and local_api.calls.count("contacts/5101") == 3
+
+
+async def test_rate_limited_past_the_attempts_is_unavailable(local_api):
+    local_api.rate_limited = 5
+    with pytest.raises(LeadflowError) as err:
+        await client(local_api, attempts=2).get_object("contacts", 5101, ("email",))
+    assert err.value.code == "UNAVAILABLE"
+
+
+async def test_unknown_contact_is_an_item_error(local_api):
+    event = {"subscriptionType": "contact.creation", "objectId": 404404,
+             "occurredAt": 1796100000000}
+    (item,), _ = await hubspot.translate_batch([event], hubspot.Config(), client(local_api), None)
+    assert item.outputs == [] and item.errors[0].code == "NOT_FOUND"
+
+
+async def test_wrong_token_is_unavailable(local_api):
+    event = {"subscriptionType": "contact.creation", "objectId": 5101,
+             "occurredAt": 1796100000000}
+    (item,), _ = await hubspot.translate_batch([event], hubspot.Config(),
+                                               client(local_api, token="wrong"), None)
+    assert item.errors[0].code == "UNAVAILABLE"
+
+
+async def test_privacy_deletion_is_returned_for_erasure(local_api):
+    batch = [{"subscriptionType": "contact.privacyDeletion", "objectId": 5101,
+              "occurredAt": 1796100000000},
+             {"subscriptionType": "contact.propertyChange", "objectId": 5101,
+              "propertyName": "hs_lead_status", "propertyValue": "OPEN_DEAL",
+              "occurredAt": 1796100000001}]
+    items, erasures = await hubspot.translate_batch(batch, hubspot.Config(), client(local_api),
+                                                    None)
+    assert erasures == [5101] and items[0].outputs[0][1]["new_status"] == "SQL"
+
+
+async def test_status_tables_are_configuration(local_api):
+    event = {"subscriptionType": "contact.propertyChange", "objectId": 5101,
+             "propertyName": "hs_lead_status", "propertyValue": "DEMO_SET",
+             "occurredAt": 1796100000000}
+    (item,), _ = await hubspot.translate_batch([event], hubspot.Config(), client(local_api), None)
+    assert item.errors[0].code == "INVALID_ENUM"
+    config = hubspot.Config(status={**hubspot.LEAD_STATUS, "demo_set": "SAL"})
+    (item,), _ = await hubspot.translate_batch([event], config, client(local_api), None)
+    assert item.outputs[0][1]["new_status"] == "SAL"
+    other = dict(event, propertyName="custom_stage", propertyValue="x")
+    (item,), _ = await hubspot.translate_batch([other], config, client(local_api), None)
+    assert item.outputs == [] and item.errors == []  # not a status property: ignored
+
+
+def test_workflow_body_is_a_capture():
+    item = hubspot.translate_workflow(json.loads(fixture("hubspot_workflow.json")), "cid")
+    (kind, record), = item.outputs
+    assert kind == "lead" and record["lead_id"] == records.external_lead_id(
+        "hubspot", "contact", 5202)
+    legacy = {"vid": 5202, "properties": {k: {"value": v} for k, v in json.loads(
+        fixture("hubspot_workflow.json"))["properties"].items()}}
+    assert hubspot.translate_workflow(legacy, "cid").outputs == item.outputs
