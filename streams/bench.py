@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from streams import bench_overdue, kafka, policies, topics
+from streams import bench_hubspot, bench_overdue, kafka, policies, topics
 from streams.broker import EmbeddedBroker, free_port
 from streams.settings import Settings
 from streams.views import get_json
@@ -52,6 +52,10 @@ class Result:
     overdue_p50_ms: float = 0.0
     overdue_p99_ms: float = 0.0
     steal: float | None = None  # share of CPU time the hypervisor took during the run
+    hubspot_p50_ms: float = 0.0
+    hubspot_p99_ms: float = 0.0
+    hubspot_ack_p99_ms: float = 0.0
+    hubspot_batches: int = 0
 
     @property
     def ratio(self) -> float:
@@ -76,6 +80,12 @@ class Result:
             ("deadline passed to overdue notice p50", f"{self.overdue_p50_ms:.0f} ms"),
             ("deadline passed to overdue notice p99 (target <= 2000)",
              f"{self.overdue_p99_ms:.0f} ms"),
+            (f"HubSpot batch of {bench_hubspot.BATCH} to trace p50 @ 20 batches/s",
+             f"{self.hubspot_p50_ms:.1f} ms"),
+            (f"HubSpot batch of {bench_hubspot.BATCH} to trace p99 (target <= 200)",
+             f"{self.hubspot_p99_ms:.1f} ms"),
+            ("HubSpot batch answered 200 p99", f"{self.hubspot_ack_p99_ms:.1f} ms"),
+            ("HubSpot batches", f"{self.hubspot_batches:,}"),
             # On a shared VM the figures move with this: say it beside them.
             ("CPU stolen by the hypervisor", "n/a" if self.steal is None
              else f"{self.steal:.0%}"),
@@ -323,7 +333,8 @@ def _run(settings: Settings, events: int, rate: float, seconds: float, tmp: str)
                # own figures) would take one of two cores from the worker and the broker.
                "LEADFLOW_ARCHIVE": "false",
                "LEADFLOW_SCHEMA_REGISTRY_URL": "",
-               "LEADFLOW_SCHEMA_REGISTRY_FILE": settings.schema_registry_file}
+               "LEADFLOW_SCHEMA_REGISTRY_FILE": settings.schema_registry_file,
+               "LEADFLOW_HUBSPOT_CLIENT_SECRETS": bench_hubspot.SECRET}
         rates = {}
         for kind in ("bare", "worker"):
             port = free_port()
@@ -340,18 +351,22 @@ def _run(settings: Settings, events: int, rate: float, seconds: float, tmp: str)
                     (n, lat, routed, acks), overdue = bench_overdue.run_beside(
                         _http_latency(settings, base, rate, seconds), settings, base, seconds,
                         policies.load(settings).contract.grace_ms)
+                    print(f"bench: HubSpot batches of {bench_hubspot.BATCH} at 20/s for "
+                          f"{seconds:.0f}s", file=sys.stderr)
+                    hub = asyncio.run(bench_hubspot.run(base, 20.0, seconds))
             finally:
                 proc.terminate()
                 proc.wait(30)
         q, r, a = _percentiles(lat), _percentiles(routed), _percentiles(acks)
         o = _percentiles(overdue)
+        h, hack = _percentiles(hub[1]), _percentiles(hub[2])
         after = cpu_steal()
         steal = None
         if before is not None and after is not None and after[1] > before[1]:
             steal = (after[0] - before[0]) / (after[1] - before[1])
         return Result(
             sent, rates["bare"], rates["worker"], rate, n, q[49], q[98], r[49], r[98], a[49],
-            a[98], o[49], o[98], steal,
+            a[98], o[49], o[98], steal, h[49], h[98], hack[98], hub[0],
         )
 
 
