@@ -77,6 +77,19 @@ def hubspot_signature(version: str, secret: str, method: str, uri: str, body: by
     return base64.b64encode(hmac_sha256(secret.encode(), message)).decode()
 
 
+# HubSpot's v3 instructions decode these escapes in the URI before signing; the URI as
+# received is tried too, so a URL without them verifies either way.
+_HUBSPOT_DECODE = {"%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$",
+                   "%27": "'", "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";"}
+
+
+def _hubspot_uris(uri: str) -> list[str]:
+    decoded = uri
+    for escape, char in _HUBSPOT_DECODE.items():
+        decoded = decoded.replace(escape, char).replace(escape.lower(), char)
+    return [uri] if decoded == uri else [uri, decoded]
+
+
 def verify_hubspot(secrets: Sequence[str], versions: Sequence[str], method: str, uri: str,
                    headers: Mapping[str, str], body: bytes, *, tolerance_s: float,
                    now: float | None = None) -> str:
@@ -88,8 +101,8 @@ def verify_hubspot(secrets: Sequence[str], versions: Sequence[str], method: str,
         given = _header(low, "X-HubSpot-Signature-v3")
         stamp = _header(low, "X-HubSpot-Request-Timestamp")
         _fresh(stamp, tolerance_s, now, "X-HubSpot-Request-Timestamp", millis=True)
-        _match([hubspot_signature("v3", s, method, uri, body, stamp) for s in secrets],
-               given, "X-HubSpot-Signature-v3")
+        _match([hubspot_signature("v3", s, method, u, body, stamp)
+                for s in secrets for u in _hubspot_uris(uri)], given, "X-HubSpot-Signature-v3")
         return given
     version = low.get("x-hubspot-signature-version", "v1").strip().lower()
     if version not in ("v1", "v2") or version not in versions:

@@ -143,3 +143,9 @@ def test_replay_guard_refuses_a_second_accepted_request():
         guard.check("sig", now=10)
     assert err.value.reason == "REPLAYED"
     guard.check("sig", now=301)  # past the tolerance the timestamp check refuses it instead
+
+
+def test_hubspot_v3_uri_with_escapes_verifies_decoded_or_as_sent():
+    sent = URI + "?portal=a%3Ab"
+    for signed_uri in (sent, URI + "?portal=a:b"):
+        verify_hs(hubspot_v3(signed_uri, BODY), uri=sent)

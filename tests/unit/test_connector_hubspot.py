@@ -3,9 +3,12 @@ repeats and out-of-order pairs, rate limits, privacy deletions."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.connectors import hubspot, records
 from streams.errors import LeadflowError
@@ -113,3 +116,27 @@ def test_workflow_body_is_a_capture():
     legacy = {"vid": 5202, "properties": {k: {"value": v} for k, v in json.loads(
         fixture("hubspot_workflow.json"))["properties"].items()}}
     assert hubspot.translate_workflow(legacy, "cid").outputs == item.outputs
+
+
+def _status_events() -> list[dict]:
+    batch = json.loads(fixture("hubspot_batch.json"))
+    return [e for e in batch if e["subscriptionType"] == "contact.propertyChange"]
+
+
+@settings(max_examples=60)
+@given(st.data())
+def test_any_order_and_repeats_give_the_same_records(data):
+    """Redeliveries and reordering across batches change nothing: the records are a function
+    of the set of events (the trace then orders them by event time)."""
+    events = _status_events()
+    picks = data.draw(st.lists(st.sampled_from(events), min_size=len(events)))
+    picks = data.draw(st.permutations(picks + events))
+    cut = data.draw(st.integers(0, len(picks)))
+    found = {}
+    for part in (picks[:cut], picks[cut:]):
+        items, _ = asyncio.run(hubspot.translate_batch(part, hubspot.Config(), None, None))
+        for item in items:
+            for _, record in item.outputs:
+                assert found.setdefault(record["event_id"], record) == record
+    expected, _ = asyncio.run(hubspot.translate_batch(events, hubspot.Config(), None, None))
+    assert set(found) == {r["event_id"] for i in expected for _, r in i.outputs}
