@@ -100,8 +100,39 @@ class HubSpotApi:
                                      status=404)
         return web.json_response(found)
 
+    async def batch_read(self, request: web.Request) -> web.Response:
+        """POST /crm/v3/objects/{type}/batch/read: 200 with results, 207 when some ids are
+        missing (listed in errors)."""
+        kind = request.match_info["type"]
+        self.calls.append(f"{kind}/batch")
+        if request.headers.get("Authorization") != f"Bearer {HUBSPOT_TOKEN}":
+            return web.json_response({"status": "error", "category": "INVALID_AUTHENTICATION"},
+                                     status=401)
+        if self.rate_limited > 0:
+            self.rate_limited -= 1
+            return web.json_response({"status": "error", "errorType": "RATE_LIMIT"},
+                                     status=429, headers={"Retry-After": "0.05"})
+        body = await request.json()
+        results, missing = [], []
+        for one in body["inputs"]:
+            found = self.objects.get(f"{kind}/{one['id']}")
+            if found is None:
+                missing.append(one["id"])
+            else:
+                results.append(found)
+        answer: dict[str, Any] = {"status": "COMPLETE", "results": results,
+                                  "startedAt": "2026-12-01T00:00:00Z",
+                                  "completedAt": "2026-12-01T00:00:01Z"}
+        if missing:
+            answer["numErrors"] = 1
+            answer["errors"] = [{"status": "error", "category": "OBJECT_NOT_FOUND",
+                                 "message": "Could not get some CONTACT objects",
+                                 "context": {"ids": missing}}]
+        return web.json_response(answer, status=207 if missing else 200)
+
     def app(self) -> web.Application:
         app = web.Application()
+        app.router.add_post("/crm/v3/objects/{type}/batch/read", self.batch_read)
         app.router.add_get("/crm/v3/objects/{type}/{id}", self.handler)
         return app
 

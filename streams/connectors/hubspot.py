@@ -62,8 +62,12 @@ class Config:
 
 
 class Api:
-    """HubSpot's CRM API v3 (GET /crm/v3/objects/{type}/{id}) with a private-app token:
-    retries on 429 (after Retry-After, else a doubling wait) and on 5xx or network errors."""
+    """HubSpot's CRM API v3 with a private-app token: contacts in batches of up to 100
+    (POST /crm/v3/objects/contacts/batch/read), calls and meetings one by one with their
+    associated contacts (GET /crm/v3/objects/{type}/{id}?associations=contacts). Retries on
+    429 (after Retry-After, else a doubling wait) and on 5xx or network errors."""
+
+    BATCH = 100
 
     def __init__(self, base_url: str, token: str, attempts: int = 4,
                  backoff_s: float = 0.25, timeout_s: float = 3.0) -> None:
@@ -75,44 +79,60 @@ class Api:
 
     async def get_object(self, object_type: str, object_id: Any,
                          properties: tuple[str, ...], associations: str = "") -> dict[str, Any]:
-        if not self.token:
-            raise LeadflowError(ErrorCode.UNAVAILABLE, "HubSpot events carry ids only; set "
-                                "LEADFLOW_HUBSPOT_API_TOKEN (private app) to read them")
-        # A session per lookup: only captures and engagements need one, and nothing is left
-        # open when the worker stops.
-        async with aiohttp.ClientSession(timeout=self.timeout) as session:
-            return await self._get(session, object_type, object_id, properties, associations)
-
-    async def _get(self, session: aiohttp.ClientSession, object_type: str, object_id: Any,
-                   properties: tuple[str, ...], associations: str) -> dict[str, Any]:
         params = {"properties": ",".join(properties)}
         if associations:
             params["associations"] = associations
-        url = f"{self.base_url}/crm/v3/objects/{object_type}/{object_id}"
+        found = await self._call("GET", f"/crm/v3/objects/{object_type}/{object_id}",
+                                 params=params)
+        if found is None:
+            raise LeadflowError(ErrorCode.NOT_FOUND, f"HubSpot has no {object_type} {object_id}")
+        return found
+
+    async def read_batch(self, object_type: str, ids: list[Any],
+                         properties: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        """id → object for the ids HubSpot has (a missing one is simply absent)."""
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), self.BATCH):
+            chunk = ids[start:start + self.BATCH]
+            body = {"properties": list(properties), "inputs": [{"id": str(i)} for i in chunk]}
+            found = await self._call("POST", f"/crm/v3/objects/{object_type}/batch/read",
+                                     json=body)
+            for result in (found or {}).get("results") or []:
+                out[str(result.get("id"))] = result
+        return out
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any] | None:
+        """The answer's JSON; None for 404. UNAVAILABLE after the last attempt."""
+        if not self.token:
+            raise LeadflowError(ErrorCode.UNAVAILABLE, "HubSpot events carry ids only; set "
+                                "LEADFLOW_HUBSPOT_API_TOKEN (private app) to read them")
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
         wait = self.backoff_s
         problem = "no attempt"
-        for attempt in range(self.attempts):
-            if attempt:
-                await asyncio.sleep(wait * (1 + random.random() / 4))
-                wait *= 2
-            try:
-                async with session.get(url, params=params, headers=headers) as resp:
-                    if resp.status == 200:
-                        return await resp.json()
-                    if resp.status == 404:
-                        raise LeadflowError(ErrorCode.NOT_FOUND,
-                                            f"HubSpot has no {object_type} {object_id}")
-                    problem = f"HTTP {resp.status}"
-                    if resp.status == 429:
-                        after = resp.headers.get("Retry-After", "")
-                        if after.replace(".", "", 1).isdigit():
-                            wait = min(float(after), 10.0)
-                    elif resp.status < 500:
-                        raise LeadflowError(ErrorCode.UNAVAILABLE,
-                                            f"HubSpot API answered {resp.status}")
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = repr(exc)
+        # A session per call: only captures and engagements need one, and nothing is left
+        # open when the worker stops.
+        async with aiohttp.ClientSession(self.base_url, timeout=self.timeout) as session:
+            for attempt in range(self.attempts):
+                if attempt:
+                    await asyncio.sleep(wait * (1 + random.random() / 4))
+                    wait *= 2
+                try:
+                    async with session.request(method, path, headers=headers,
+                                               **kwargs) as resp:
+                        if resp.status in (200, 207):  # 207: a batch with some ids missing
+                            return await resp.json()
+                        if resp.status == 404:
+                            return None
+                        problem = f"HTTP {resp.status}"
+                        if resp.status == 429:
+                            after = resp.headers.get("Retry-After", "")
+                            if after.replace(".", "", 1).isdigit():
+                                wait = min(float(after), 10.0)
+                        elif resp.status < 500:
+                            raise LeadflowError(ErrorCode.UNAVAILABLE,
+                                                f"HubSpot API answered {resp.status}")
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    problem = repr(exc)
         raise LeadflowError(ErrorCode.UNAVAILABLE,
                             f"HubSpot API failed {self.attempts} times: {problem}")
 
@@ -165,11 +185,23 @@ async def translate_batch(events: Any, config: Config, api: Api,
                 if isinstance(e, dict) and e.get("subscriptionType") == "contact.privacyDeletion"]
     rest = [e for e in events if not (isinstance(e, dict) and e.get("subscriptionType")
                                       == "contact.privacyDeletion")]
-    items = list(await asyncio.gather(*(_one(e, config, api, correlation_id) for e in rest)))
+    created = list(dict.fromkeys(
+        e.get("objectId") for e in rest
+        if isinstance(e, dict) and e.get("subscriptionType") == "contact.creation"
+        and e.get("objectId") not in (None, "")))
+    contacts: dict[str, dict[str, Any]] | LeadflowError = {}
+    if created:
+        try:
+            contacts = await api.read_batch("contacts", created, CONTACT_PROPERTIES)
+        except LeadflowError as err:
+            contacts = err  # each creation carries the error; the other events go through
+    items = list(await asyncio.gather(*(_one(e, config, api, contacts, correlation_id)
+                                        for e in rest)))
     return items, erasures
 
 
-async def _one(event: Any, config: Config, api: Api, cid: str | None) -> Item:
+async def _one(event: Any, config: Config, api: Api,
+               contacts: dict[str, dict[str, Any]] | LeadflowError, cid: str | None) -> Item:
     if not isinstance(event, dict):
         return Item("", [], [LeadflowError(ErrorCode.FIELD_MISMATCH,
                                            "each HubSpot event is a JSON object")])
@@ -183,7 +215,11 @@ async def _one(event: Any, config: Config, api: Api, cid: str | None) -> Item:
         occurred = records.timestamp(event.get("occurredAt"), "occurredAt")
         head = records.base(SOURCE, key, str(kind), contact_lead(object_id), occurred, cid)
         if kind == "contact.creation":
-            contact = await api.get_object("contacts", object_id, CONTACT_PROPERTIES)
+            if isinstance(contacts, LeadflowError):
+                raise contacts
+            contact = contacts.get(str(object_id))
+            if contact is None:
+                raise LeadflowError(ErrorCode.NOT_FOUND, f"HubSpot has no contact {object_id}")
             item.outputs.append(capture_from(contact.get("properties") or {}, head))
         elif kind == "contact.propertyChange":
             name = event.get("propertyName")

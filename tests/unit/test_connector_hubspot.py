@@ -52,13 +52,17 @@ async def test_batch_maps_every_subscription(local_api):
     assert touch["lead_id"] == LEAD and touch["channel"] == "CALL" and touch["rep_id"] == "7001"
     booked = items[5].outputs[0][1]
     assert booked["activity_type"] == "MEETING_BOOKED" and booked["lead_id"] == LEAD
-    assert sorted(local_api.calls) == ["calls/8801", "contacts/5101", "meetings/9901"]
+    # Contacts are read in one batch call, engagements one by one with their associations.
+    assert sorted(local_api.calls) == ["calls/8801", "contacts/batch", "meetings/9901"]
 
 
 async def test_rate_limited_then_served(local_api):
     local_api.rate_limited = 2
     found = await client(local_api).get_object("contacts", 5101, ("email",))
     assert found["id"] == "5101" and local_api.calls.count("contacts/5101") == 3
+    local_api.rate_limited = 1
+    found = await client(local_api).read_batch("contacts", [5101, 777], ("email",))
+    assert list(found) == ["5101"] and local_api.calls.count("contacts/batch") == 2
 
 
 async def test_rate_limited_past_the_attempts_is_unavailable(local_api):
