@@ -99,8 +99,14 @@ def register(app: Any) -> None:
             publish(topics.BY_KIND[kind], rec["lead_id"].encode(),
                     codec.encode(topics.BY_KIND[kind].subject, topics.BY_KIND[kind].record, rec))
             for kind, rec in sends))
+        transient = [e for e in errors if e.code is ErrorCode.UNAVAILABLE]
         for err in errors:
-            await letter(err, request, body, cid)
+            if err.code is not ErrorCode.UNAVAILABLE:
+                await letter(err, request, body, cid)
+        if transient:
+            # A lookup failed (HubSpot's API): the vendor's retry brings those events back,
+            # and what was published now is then a repeat.
+            raise LeadflowError(ErrorCode.UNAVAILABLE, transient[0].detail)
         return {
             "status": "accepted",
             "correlationId": cid,

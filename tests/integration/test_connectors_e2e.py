@@ -254,3 +254,16 @@ def test_generic_marketo_and_zapier(worker: Worker) -> None:
     status, _, problem = post(worker, "/v1/connectors/generic/nope", b"{}",
                               bearer(ZAPIER_TOKEN))
     assert status == 404 and problem["code"] == "NOT_FOUND"
+
+
+def test_hubspot_api_down_is_503_and_the_retry_goes_through(worker: Worker,
+                                                            api: HubSpotApi) -> None:
+    body = json.dumps([{"eventId": 77, "subscriptionType": "contact.creation",
+                        "objectId": 5101, "occurredAt": int(time.time() * 1000),
+                        "portalId": 62515, "appId": 54321}]).encode()
+    api.rate_limited = 100  # more 429s than the worker's attempts
+    status, ctype, problem = hs_post(worker, body)
+    assert status == 503 and problem["code"] == "UNAVAILABLE", problem
+    api.rate_limited = 0
+    status, _, answer = hs_post(worker, body)  # HubSpot's retry, re-signed
+    assert status == 200, answer
