@@ -61,6 +61,19 @@ def register(app: Any) -> None:
             raise LeadflowError(
                 ErrorCode.UNAVAILABLE, f"broker did not acknowledge: {exc!r}") from exc
 
+    async def publish_all(batch: list[tuple[topics.TopicSpec, bytes, bytes]]) -> None:
+        """Hand a request's records to the producer in order (one lead's events keep it),
+        then wait once for all the broker's acknowledgements."""
+        if not batch:
+            return
+        try:
+            futures = [await app.producer.send(spec.name, key, value, None, None, None)
+                       for spec, key, value in batch]
+            await asyncio.wait_for(asyncio.gather(*futures), settings.send_timeout_s)
+        except Exception as exc:
+            raise LeadflowError(
+                ErrorCode.UNAVAILABLE, f"broker did not acknowledge: {exc!r}") from exc
+
     async def letter(err: LeadflowError, request: Request, body: bytes, cid: str) -> None:
         stats.http_rejected[str(err.code)] += 1
         record = dead_letter(err, source_topic=f"http:{request.method} {request.path}",
@@ -95,10 +108,10 @@ def register(app: Any) -> None:
                                                           max_skew=skew)))
                 except LeadflowError as err:
                     errors.append(err)
-        await asyncio.gather(*(
-            publish(topics.BY_KIND[kind], rec["lead_id"].encode(),
-                    codec.encode(topics.BY_KIND[kind].subject, topics.BY_KIND[kind].record, rec))
-            for kind, rec in sends))
+        await publish_all([
+            (topics.BY_KIND[kind], rec["lead_id"].encode(),
+             codec.encode(topics.BY_KIND[kind].subject, topics.BY_KIND[kind].record, rec))
+            for kind, rec in sends])
         transient = [e for e in errors if e.code is ErrorCode.UNAVAILABLE]
         for err in errors:
             if err.code is not ErrorCode.UNAVAILABLE:
