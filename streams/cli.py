@@ -111,12 +111,21 @@ def up(demo: bool, exit_after: float | None, leads: int, seed: int, dashboard_po
 def trace(lead_id: str, url: str | None, as_json: bool) -> None:
     """Print a lead's timeline: every step with event and observation time.
 
+    A vendor's object names its lead too (SOURCE:TYPE:ID, as a connector derived it).
+
     \b
     Example:
       leadflow trace 3f6c2a9e-8d1b-4c57-9a0e-2b7d4f1c8e53
+      leadflow trace hubspot:contact:5101
+      leadflow trace salesforce:Lead:00Q5g00000ExAmp1EA
     """
+    from streams.connectors.records import external_lead_id
     from streams.views import fetch_trace, render_trace
 
+    source, _, rest = lead_id.partition(":")
+    kind, _, object_id = rest.partition(":")
+    if object_id:
+        lead_id = external_lead_id(source, kind, object_id)
     settings = Settings.load()
     base = url or f"http://{settings.web_host}:{settings.web_port}"
     status, body = fetch_trace(base, lead_id)

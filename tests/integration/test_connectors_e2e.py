@@ -134,6 +134,13 @@ def test_hubspot(worker: Worker) -> None:
     assert {s["kind"] for s in steps} >= {"STATUS_CHANGED", "TOUCH", "ACTIVITY"}
     if captured:
         assert steps[0]["kind"] == "CAPTURED"
+    from click.testing import CliRunner
+
+    from streams.cli import main
+
+    shown = CliRunner().invoke(main, ["trace", "hubspot:contact:5101", "--json",
+                                      "--url", worker.base_url])
+    assert json.loads(shown.output)["leadId"] == lead
     # The same request again is a replay; the same events re-signed are duplicates.
     refused(post(worker, "/v1/connectors/hubspot", body, headers), "REPLAYED")
     status, _, again = hs_post(worker, body)
