@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from faust.web import Request, Response, View
 
-from streams import topics
+from streams import erase, topics
 from streams.api import problem
 from streams.connectors import auth, config, engine, hubspot, salesforce
 from streams.connectors.engine import Item
@@ -31,14 +31,6 @@ from streams.deadletter import dead_letter
 from streams.errors import ErrorCode, LeadflowError
 
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-class Refused(Exception):
-    """An answer other than the contract's codes (HTTP status, problem code, detail)."""
-
-    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
-        super().__init__(code, detail)
-        self.status, self.code, self.detail, self.extra = status, code, detail, extra
 
 
 def register(app: Any) -> None:
@@ -154,17 +146,12 @@ def register(app: Any) -> None:
         body = b""
         try:
             body = await read_body(request)
-            replay_key, items, answer = await translate(name, request, body, cid)
+            replay_key, items, answer, erasures = await translate(name, request, body, cid)
             summary = await accept(items, request, body, cid)
+            if erasures:
+                summary["erasures"] = await erase_contacts(erasures, cid)
             guard.remember(replay_key)
             return answer(view, summary)
-        except Refused as ref:
-            body_json = {"type": f"urn:leadflow:problem:{ref.code}", "title": ref.detail,
-                         "status": ref.status, "detail": ref.detail, "code": ref.code,
-                         "correlationId": cid, **ref.extra}
-            return view.bytes(orjson.dumps(body_json), status=ref.status,
-                              content_type="application/problem+json",
-                              headers={"X-Correlation-Id": cid})
         except LeadflowError as err:
             if err.code is not ErrorCode.UNAVAILABLE:
                 try:
@@ -193,27 +180,36 @@ def register(app: Any) -> None:
             guard.check("hubspot:" + key)
             doc = parse_json(body)
             if isinstance(doc, dict):
-                return "hubspot:" + key, [hubspot.translate_workflow(doc, cid)], json_answer
+                return ("hubspot:" + key, [hubspot.translate_workflow(doc, cid)], json_answer,
+                        [])
             items, erasures = await hubspot.translate_batch(doc, connectors.hubspot, api, cid)
-            if erasures:
-                # Erasure is not built yet (privacy-and-access issue): the rest of the
-                # batch goes through; HubSpot retries the deletions until it is.
-                await accept(items, request, body, cid)
-                raise Refused(501, "ERASURE_UNAVAILABLE",
-                              "contact.privacyDeletion cannot be honoured: leadflow has no "
-                              "erasure yet; the batch's other events were accepted",
-                              objectIds=erasures)
-            return "hubspot:" + key, items, json_answer
+            return "hubspot:" + key, items, json_answer, erasures
         if name == "salesforce":
             notifications = salesforce.parse(body)
             salesforce.check_org(notifications, settings.salesforce_org_ids)
             return "", salesforce.translate(notifications, connectors.salesforce_status,
-                                            cid), soap_ack
+                                            cid), soap_ack, []
         mapping = connectors.mappings[name]
         key = authenticate(mapping, headers, body)
         guard.check(f"{name}:{key}" if key else "")
         items = list(engine.run(mapping, parse_json(body), cid))
-        return (f"{name}:{key}" if key else ""), items, json_answer
+        return (f"{name}:{key}" if key else ""), items, json_answer, []
+
+    async def erase_contacts(object_ids: list[Any], cid: str) -> list[dict[str, Any]]:
+        """HubSpot's contact.privacyDeletion → an erasure of the contact's lead (and, through
+        its identity, of every lead of that person): streams.erase, as the admin API asks."""
+        asked = []
+        spec = topics.ERASURES
+        for object_id in object_ids:
+            if object_id in (None, ""):
+                continue
+            lead_id = hubspot.contact_lead(object_id)
+            key, record = erase.prepare(lead_id, by="hubspot", via="hubspot", correlation_id=cid)
+            await asyncio.to_thread(erase.audit_request, settings, record)
+            await publish(spec, key, codec.encode(spec.subject, spec.record, record))
+            asked.append({"objectId": object_id, "leadId": lead_id,
+                          "erasureId": record["erasure_id"]})
+        return asked
 
     def authenticate(mapping: engine.Mapping_, headers: Any, body: bytes) -> str:
         spec = mapping.auth

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from streams import erase
 from streams.connectors import records
 from streams.core import contract
 from streams.views import fetch_trace
@@ -160,12 +161,20 @@ def test_hubspot_workflow_and_privacy_deletion(worker: Worker) -> None:
         assert answer["events"][0]["kind"] == "lead"
     else:  # dead-lettered with its code, and answered 200: HubSpot must not retry it
         assert answer["events"] == [] and answer["rejected"][0]["code"] == "CONSENT_MISSING"
+    lead = records.external_lead_id("hubspot", "contact", 5101)
     deletion = json.dumps([{"eventId": 9, "subscriptionType": "contact.privacyDeletion",
                             "objectId": 5101, "occurredAt": int(time.time() * 1000),
                             "portalId": 62515, "appId": 54321}]).encode()
-    status, ctype, problem = hs_post(worker, deletion)
-    assert status == 501 and ctype.startswith("application/problem+json")
-    assert problem["code"] == "ERASURE_UNAVAILABLE" and problem["objectIds"] == [5101]
+    status, _, answer = hs_post(worker, deletion)
+    assert status == 200, answer
+    (asked,) = answer["erasures"]
+    assert asked["objectId"] == 5101 and asked["leadId"] == lead
+    # The workers carry it out as any erasure (streams.erase): done once in the erasure log.
+    done = erase.wait(worker.settings, {"erasure_id": asked["erasureId"], "lead_id": lead},
+                      60)
+    assert done["leads"] == [lead]
+    status, trace = fetch_trace(worker.base_url, lead)
+    assert status == 200  # the trace's skeleton stays; it never held the person's data
 
 
 def test_salesforce(worker: Worker) -> None:
