@@ -243,8 +243,10 @@ def register(app: Any) -> None:
         Connector.__name__ = f"Connector_{name}"
         app.page(path)(Connector)
 
-    for name in ("hubspot", "salesforce", *config.BUILT_IN):
-        page(f"/v1/connectors/{name}", name)
+    paths = [f"/v1/connectors/{name}" for name in ("hubspot", "salesforce", *config.BUILT_IN)]
+    for path in paths:
+        page(path, path.rsplit("/", 1)[1])
+    declare_vendor_authenticated(app, [*paths, "/v1/connectors/generic/{name}"])
 
     @app.page("/v1/connectors/generic/{name}")
     class Generic(View):
@@ -254,3 +256,14 @@ def register(app: Any) -> None:
                     ErrorCode.NOT_FOUND, f"no mapping named {name!r}; known: "
                     f"{sorted(connectors.generic)}", field="name"))
             return await handle(self, request, name)
+
+
+def declare_vendor_authenticated(app: Any, paths: list[str]) -> None:
+    """Tell the API-key guard (streams.access, issue 20) that these routes authenticate their
+    senders by the vendor's own mechanism: vendors send no leadflow API key."""
+    try:
+        from streams.access import guard, rules  # type: ignore[import-not-found]
+    except ImportError:  # no API keys in this build
+        return
+    for path in paths:
+        guard.endpoints(app).declare(path, rules.SIGNATURE)
