@@ -40,7 +40,8 @@ def build(settings: Any) -> Connectors:
             mapping = engine.load_file(path)
             out.mappings[mapping.name] = mapping.with_status(
                 _table(extra, mapping.name, "status"))
-            out.generic.add(mapping.name)
+            if mapping.name not in BUILT_IN:  # a built-in's name replaces the shipped one
+                out.generic.add(mapping.name)
     out.hubspot = hubspot.Config(
         status={**hubspot.LEAD_STATUS, **_table(extra, "hubspot", "status")},
         lifecycle={**hubspot.LIFECYCLE, **_table(extra, "hubspot", "lifecyclestage")},

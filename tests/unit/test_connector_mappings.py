@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 
 import pytest
 
@@ -162,3 +163,28 @@ def test_batches_through_items_pointer():
     with pytest.raises(LeadflowError) as err:
         list(engine.run(mapping, {"events": {}}))
     assert err.value.code == "FIELD_MISMATCH"
+
+
+def test_own_mappings_are_generic_and_a_built_in_name_replaces_it(tmp_path):
+    from streams.connectors import config
+    from streams.settings import Settings
+
+    (tmp_path / "acme.toml").write_text(
+        'name = "acme"\n[auth]\nmethod = "bearer"\n[[events]]\nkind = "status"\n'
+        'lead = { pointer = "/id", source = "acme", type = "lead" }\noccurred_at = "/at"\n'
+        '[events.fields]\nnew_status = "/s"\n[status]\nhot = "MQL"\n')
+    calendly = engine.shipped("calendly").doc
+    source = resources.files("streams.connectors").joinpath(
+        "mappings", "calendly.toml").read_text()
+    (tmp_path / "calendly.toml").write_text(source.replace(  # one pointer added
+        'utm_campaign = "/payload/tracking/utm_campaign"',
+        'utm_campaign = "/payload/tracking/utm_campaign"\n'
+        'company_name = "/payload/questions_and_answers/0/answer"', 1))
+    assert calendly["name"] == "calendly"
+    built = config.build(Settings.load(env={}, connector_mappings_dir=str(tmp_path)))
+    assert "acme" in built.generic and "calendly" not in built.generic
+    (_, lead), _ = [o for i in engine.run(built.mappings["calendly"], json.loads(
+        fixture("calendly_invitee_created.json"))) for o in i.outputs]
+    assert lead["company_name"] == "Delta Example SA"
+    (item,) = engine.run(built.mappings["acme"], {"id": 7, "at": 1796100000000, "s": "HOT"})
+    assert item.outputs[0][1]["new_status"] == "MQL"
