@@ -146,8 +146,15 @@ def test_hubspot(worker: Worker) -> None:
     refused(post(worker, "/v1/connectors/hubspot", body, headers), "REPLAYED")
     status, _, again = hs_post(worker, body)
     assert status == 200
-    time.sleep(1.0)
-    assert len(trace_steps(worker, lead, len(steps))) == len(steps)
+    # A new event after the repeats: once it is in the trace, so are the repeats (one lead's
+    # events stay in order on its partition), and they added nothing.
+    sentinel = json.dumps([{"eventId": 1099, "subscriptionType": "contact.propertyChange",
+                            "objectId": 5101, "propertyName": "hs_lead_status",
+                            "propertyValue": "OPEN_DEAL", "occurredAt": 1796100900000,
+                            "portalId": 62515, "appId": 54321}]).encode()
+    assert hs_post(worker, sentinel)[0] == 200
+    after = trace_steps(worker, lead, len(steps) + 1)
+    assert len(after) == len(steps) + 1 and after[-1]["detail"]["new"] == "SQL"
     refused(post(worker, "/v1/connectors/hubspot", body.replace(b"CONNECTED", b"NEW"),
                  headers | {"X-HubSpot-Request-Timestamp": str(int(time.time() * 1000))}),
             "TAMPERED")
@@ -205,8 +212,12 @@ def test_pipedrive(worker: Worker) -> None:
     status, _, again = post(worker, "/v1/connectors/pipedrive",
                             fixture("pipedrive_deal_won.json"), basic())
     assert status == 200  # a redelivery (same meta.id) is a duplicate in the trace
-    time.sleep(1.0)
-    assert len(trace_steps(worker, lead, len(steps))) == len(steps)
+    sentinel = json.loads(fixture("pipedrive_activity_done.json"))
+    sentinel["meta"]["id"] = "8b5a3f7e-1c2d-4e5f-9a0b-000000000799"
+    sentinel["data"].update(id=799, marked_as_done_time="2026-11-30T12:30:00Z")
+    assert post(worker, "/v1/connectors/pipedrive", json.dumps(sentinel).encode(),
+                basic())[0] == 200
+    assert len(trace_steps(worker, lead, len(steps) + 1)) == len(steps) + 1
 
 
 def test_close(worker: Worker) -> None:
