@@ -232,6 +232,12 @@ async def _one(event: Any, config: Config, api: Api,
                     item.outputs.append(records.status(head, new, by=by))
         elif kind == "object.creation":
             item.outputs.extend(await _engagement(event, object_id, head, api))
+        elif (kind == "object.propertyChange" and event.get("propertyName")
+              == "hs_meeting_outcome" and OBJECT_TYPES.get(str(event.get("objectTypeId")))
+              == "meetings"):
+            # A meeting's outcome set later (completed, no-show, cancelled, rescheduled).
+            item.outputs.extend(await _engagement(event, object_id, head, api,
+                                                  outcome=event.get("propertyValue")))
         # Other subscription types are acknowledged and ignored: HubSpot would retry a
         # refusal for a day, and they carry nothing for the handoff.
     except LeadflowError as err:
@@ -240,9 +246,9 @@ async def _one(event: Any, config: Config, api: Api,
 
 
 async def _engagement(event: Mapping[str, Any], object_id: Any, head: records.Record,
-                      api: Api) -> list[records.Output]:
-    """A call or meeting created: a touch (a call, a meeting held) or a meeting event, on
-    every contact it is associated with."""
+                      api: Api, outcome: Any = None) -> list[records.Output]:
+    """A call or meeting created, or a meeting's outcome changed: a touch (a call, a meeting
+    held) or a meeting event, on every contact it is associated with."""
     object_type = OBJECT_TYPES.get(str(event.get("objectTypeId") or event.get("objectType")))
     if object_type is None:
         return []
@@ -258,9 +264,9 @@ async def _engagement(event: Mapping[str, Any], object_id: Any, head: records.Re
             out.append(records.touch(lead_head, f"call:{object_id}",
                                      properties.get("hubspot_owner_id"), "CALL", "CONNECTED"))
         else:
-            outcome = str(properties.get("hs_meeting_outcome") or "scheduled").lower()
+            said = str(outcome or properties.get("hs_meeting_outcome") or "scheduled").lower()
             out.append(records.meeting_record(
-                lead_head, MEETING_OUTCOME.get(outcome, "booked"),
+                lead_head, MEETING_OUTCOME.get(said, "booked"),
                 meeting_key=f"meeting:{object_id}", rep=properties.get("hubspot_owner_id"),
                 starts_at=properties.get("hs_meeting_start_time")))
     return out

@@ -144,3 +144,20 @@ def test_any_order_and_repeats_give_the_same_records(data):
                 assert found.setdefault(record["event_id"], record) == record
     expected, _ = asyncio.run(hubspot.translate_batch(events, hubspot.Config(), None, None))
     assert set(found) == {r["event_id"] for i in expected for _, r in i.outputs}
+
+
+async def test_meeting_outcome_changes_are_meeting_events(local_api):
+    def change(value, at):
+        return {"subscriptionType": "object.propertyChange", "objectTypeId": "0-47",
+                "objectId": 9901, "propertyName": "hs_meeting_outcome", "propertyValue": value,
+                "occurredAt": at}
+
+    items, _ = await hubspot.translate_batch(
+        [change("NO_SHOW", 1796200000000), change("COMPLETED", 1796300000000),
+         dict(change("x", 1796300000001), propertyName="hs_meeting_title")],
+        hubspot.Config(), client(local_api), None)
+    (kind, no_show), = items[0].outputs
+    assert kind == "activity" and no_show["properties"]["meeting"] == "no_show"
+    (kind, held), = items[1].outputs
+    assert kind == "touch" and held["channel"] == "MEETING" and held["lead_id"] == LEAD
+    assert items[2].outputs == [] and items[2].errors == []
