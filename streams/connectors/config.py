@@ -17,7 +17,7 @@ EXAMPLES = ("marketo", "zapier")  # served under /v1/connectors/generic/{name}
 
 @dataclass
 class Connectors:
-    mappings: dict[str, engine.Mapping_] = field(default_factory=dict)  # built-in + generic
+    mappings: dict[str, engine.SourceMapping] = field(default_factory=dict)  # built-in + generic
     generic: set[str] = field(default_factory=set)
     hubspot: hubspot.Config = field(default_factory=hubspot.Config)
     salesforce_status: Mapping[str, str] = field(
@@ -51,7 +51,7 @@ def build(settings: Any) -> Connectors:
     return out
 
 
-def secrets_for(settings: Any, mapping: engine.Mapping_) -> tuple[str, ...]:
+def secrets_for(settings: Any, mapping: engine.SourceMapping) -> tuple[str, ...]:
     """The secrets a mapping's [auth] names: a settings field (``secrets = "close_…"``);
     for generic_secrets, the entries ``name:secret`` of this mapping."""
     source = str(mapping.auth.get("secrets") or "generic_secrets")

@@ -97,7 +97,7 @@ class Rule:
 
 
 @dataclass(frozen=True)
-class Mapping_:
+class SourceMapping:
     name: str
     source: str
     items: str | None
@@ -108,10 +108,10 @@ class Mapping_:
     rules: tuple[Rule, ...]
     doc: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def with_status(self, overrides: Mapping[str, str]) -> Mapping_:
+    def with_status(self, overrides: Mapping[str, str]) -> SourceMapping:
         merged = {**self.status, **{k.strip().lower(): v for k, v in overrides.items()}}
         _check_statuses(self.name, merged)
-        return Mapping_(self.name, self.source, self.items, self.dedup, self.auth, merged,
+        return SourceMapping(self.name, self.source, self.items, self.dedup, self.auth, merged,
                         self.translate, self.rules, self.doc)
 
 
@@ -123,8 +123,8 @@ def _check_statuses(name: str, table: Mapping[str, str]) -> None:
                              f"{sorted(allowed)}")
 
 
-def parse(doc: Mapping[str, Any], name: str | None = None) -> Mapping_:
-    """A mapping document (TOML already loaded) → Mapping_; ValueError names what is wrong."""
+def parse(doc: Mapping[str, Any], name: str | None = None) -> SourceMapping:
+    """A mapping document (TOML already loaded) → SourceMapping; ValueError names what is wrong."""
     name = str(doc.get("name") or name or "")
     if not name:
         raise ValueError("a mapping needs a name")
@@ -147,7 +147,7 @@ def parse(doc: Mapping[str, Any], name: str | None = None) -> Mapping_:
               (doc.get("status") or {}).items()}
     _check_statuses(name, status)
     dedup = doc.get("dedup") or []
-    return Mapping_(
+    return SourceMapping(
         name=name, source=str(doc.get("source") or name), items=doc.get("items"),
         dedup=tuple(dedup if isinstance(dedup, list) else [dedup]),
         auth=doc.get("auth") or {}, status=status,
@@ -157,12 +157,12 @@ def parse(doc: Mapping[str, Any], name: str | None = None) -> Mapping_:
     )
 
 
-def load_file(path: str | Path) -> Mapping_:
+def load_file(path: str | Path) -> SourceMapping:
     with open(path, "rb") as fh:
         return parse(tomllib.load(fh), Path(path).stem)
 
 
-def shipped(name: str) -> Mapping_:
+def shipped(name: str) -> SourceMapping:
     """A mapping shipped with leadflow (streams/connectors/mappings/NAME.toml)."""
     text = resources.files("streams.connectors").joinpath("mappings", f"{name}.toml")
     return parse(tomllib.loads(text.read_text()), name)
@@ -182,7 +182,7 @@ class Item:
     errors: list[LeadflowError]
 
 
-def events(mapping: Mapping_, body: Any) -> list[Any]:
+def events(mapping: SourceMapping, body: Any) -> list[Any]:
     if mapping.items is None:
         return [body]
     found = pointer(body, mapping.items)
@@ -192,7 +192,7 @@ def events(mapping: Mapping_, body: Any) -> list[Any]:
     return found
 
 
-def dedup_key(mapping: Mapping_, item: Any) -> str:
+def dedup_key(mapping: SourceMapping, item: Any) -> str:
     parts = [pointer(item, p) for p in mapping.dedup]
     if not mapping.dedup or all(p in (None, "") for p in parts):
         from streams.core.payloads import body_event_id
@@ -201,7 +201,7 @@ def dedup_key(mapping: Mapping_, item: Any) -> str:
     return "|".join("" if p is None else str(p) for p in parts)
 
 
-def run(mapping: Mapping_, body: Any, correlation_id: str | None = None) -> Iterator[Item]:
+def run(mapping: SourceMapping, body: Any, correlation_id: str | None = None) -> Iterator[Item]:
     """Every event of ``body`` → an Item. A rule that cannot build its record adds an error
     (the caller dead-letters it) and the other events still go through."""
     for item in events(mapping, body):
@@ -237,7 +237,7 @@ def lead_of(refs: tuple[Mapping[str, Any], ...], item: Any) -> str:
                         f"(looked at {[r.get('pointer') for r in refs]})", "lead")
 
 
-def translate_status(mapping: Mapping_, value: Any, field_name: str,
+def translate_status(mapping: SourceMapping, value: Any, field_name: str,
                      required: bool = True) -> str | None:
     text = records.text(value)
     if text is None:
@@ -255,7 +255,7 @@ def translate_status(mapping: Mapping_, value: Any, field_name: str,
     return ours
 
 
-def _value(mapping: Mapping_, rule: Rule, item: Any, name: str, default: Any = None) -> Any:
+def _value(mapping: SourceMapping, rule: Rule, item: Any, name: str, default: Any = None) -> Any:
     spec = rule.fields.get(name, _MISSING)
     if spec is _MISSING:
         return default
@@ -274,7 +274,7 @@ def _symbol(value: Any, allowed: type, field_name: str) -> str:
     return text
 
 
-def build(mapping: Mapping_, rule: Rule, item: Any, key: str,
+def build(mapping: SourceMapping, rule: Rule, item: Any, key: str,
           correlation_id: str | None) -> records.Output:
     lead_id = lead_of(rule.lead, item)
     when = resolve(item, rule.occurred_at) if rule.occurred_at else None

@@ -211,7 +211,7 @@ def register(app: Any) -> None:
                           "erasureId": record["erasure_id"]})
         return asked
 
-    def authenticate(mapping: engine.Mapping_, headers: Any, body: bytes) -> str:
+    def authenticate(mapping: engine.SourceMapping, headers: Any, body: bytes) -> str:
         spec = mapping.auth
         method = spec.get("method")
         secrets = config.secrets_for(settings, mapping)
