@@ -149,17 +149,18 @@ def meeting_record(head: Record, event: str, *, meeting_key: str, rep: Any = Non
                    campaign_id: Any = None, starts_at: Any = None) -> Output:
     """A meeting booked / rescheduled / cancelled / no-show / held → an inbound record.
 
-    The one switch for meetings. Booked is a MEETING_BOOKED activity (a hand-raise); held a
-    MEETING touch (it counts for FIRST_TOUCH); rescheduled, cancelled and no-show are the
-    contract's MEETING_* activities where it has them (ActivityRecorded v2), until then OTHER
-    activities whose ``meeting`` property says what happened."""
+    The one switch for meetings: the contract's MEETING_* activity (ActivityRecorded v2;
+    booked is a hand-raise, held counts as the first touch), with the meeting, its host and
+    start in ``properties`` as the contract names them. Against a contract without them
+    (v1), held is a MEETING touch and the rest OTHER activities saying what happened."""
     if event not in MEETING_EVENTS:
         raise ValueError(f"unknown meeting event {event!r}")
-    if event == "held":
+    symbol = _meeting_activity(event)
+    if event == "held" and symbol == "OTHER":
         return touch(head, meeting_key, rep, "MEETING", "CONNECTED")
     props = {"meeting": event, "meetingId": meeting_key, "repId": text(rep),
              "startsAt": text(starts_at)}
-    return activity(head, _meeting_activity(event), campaign_id, props)
+    return activity(head, symbol, campaign_id, props)
 
 
 def _meeting_activity(event: str) -> str:

@@ -243,7 +243,10 @@ def test_calendly(worker: Worker) -> None:
     lead = records.email_lead_id("omar.haddad@delta.example.com")
     steps = trace_steps(worker, lead, 3 + incomplete_leads_accepted())
     assert {s["source"] for s in steps} == {"calendly"}
-    assert [s["kind"] for s in steps].count("ACTIVITY") == 3
+    assert [s["detail"]["type"] for s in steps if s["kind"] == "ACTIVITY"] == [
+        "MEETING_BOOKED", "MEETING_CANCELLED", "MEETING_NO_SHOW"]
+    assert {s["detail"].get("rep") for s in steps if s["kind"] == "ACTIVITY"} == {
+        "rep.anna@seller.example.com"}
     body = fixture("calendly_no_show.json")
     headers = calendly_sig(body, at=int(time.time()) - 30)  # a redelivery, re-signed
     assert post(worker, "/v1/connectors/calendly", body, headers)[0] == 200

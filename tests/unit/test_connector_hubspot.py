@@ -157,7 +157,8 @@ async def test_meeting_outcome_changes_are_meeting_events(local_api):
          dict(change("x", 1796300000001), propertyName="hs_meeting_title")],
         hubspot.Config(), client(local_api), None)
     (kind, no_show), = items[0].outputs
-    assert kind == "activity" and no_show["properties"]["meeting"] == "no_show"
+    assert no_show["activity_type"] == "MEETING_NO_SHOW"
     (kind, held), = items[1].outputs
-    assert kind == "touch" and held["channel"] == "MEETING" and held["lead_id"] == LEAD
+    assert held["activity_type"] == "MEETING_HELD" and held["lead_id"] == LEAD
+    assert held["properties"]["repId"] == "7001"
     assert items[2].outputs == [] and items[2].errors == []

@@ -87,9 +87,9 @@ def test_calendly_booked_cancelled_no_show():
     assert booked["activity_type"] == "MEETING_BOOKED"
     assert booked["properties"]["repId"] == "rep.anna@seller.example.com"
     (_, cancelled), = outputs("calendly", fixture("calendly_invitee_canceled.json"))
-    assert cancelled["properties"]["meeting"] == "cancelled"
+    assert cancelled["activity_type"] == "MEETING_CANCELLED"
     (_, no_show), = outputs("calendly", fixture("calendly_no_show.json"))
-    assert no_show["properties"]["meeting"] == "no_show"
+    assert no_show["activity_type"] == "MEETING_NO_SHOW"
     assert len({booked["event_id"], cancelled["event_id"], no_show["event_id"]}) == 3
 
 
@@ -97,7 +97,7 @@ def test_calendly_reschedule_is_one_event():
     doc = json.loads(fixture("calendly_invitee_created.json"))
     doc["payload"]["old_invitee"] = "https://api.calendly.com/scheduled_events/X/invitees/Y"
     (kind, record), = outputs("calendly", doc)
-    assert record["properties"]["meeting"] == "rescheduled"
+    assert record["activity_type"] == "MEETING_RESCHEDULED"
     canceled = json.loads(fixture("calendly_invitee_canceled.json"))
     canceled["payload"]["rescheduled"] = True
     assert outputs("calendly", canceled) == []
