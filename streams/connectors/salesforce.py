@@ -104,6 +104,9 @@ def translate(notifications: Element, status_map: Mapping[str, str],
                 raise LeadflowError(ErrorCode.MISSING_FIELD, "a Notification needs Id and "
                                     "sObject", "Notification")
             kind = (sobject.get(f"{XSI}type") or "sf:Lead").rsplit(":", 1)[-1]
+            if kind != "Lead":
+                raise LeadflowError(ErrorCode.FIELD_MISMATCH, f"an outbound message of "
+                                    f"sf:{kind[:40]}: only sf:Lead is mapped", "sObject")
             f = _fields(sobject)
             object_id = f.get("Id")
             if not object_id:

@@ -51,3 +51,11 @@ def test_unknown_status_is_an_item_error_and_ack_is_soap():
     items = salesforce.translate(salesforce.parse(text), salesforce.LEAD_STATUS, None)
     assert items[1].errors[0].code == "INVALID_ENUM"
     assert b"<Ack>true</Ack>" in salesforce.ACK
+
+
+def test_only_leads_are_mapped():
+    text = fixture("salesforce_outbound.xml").replace(b'xsi:type="sf:Lead"',
+                                                      b'xsi:type="sf:Contact"', 1)
+    items = salesforce.translate(salesforce.parse(text), salesforce.LEAD_STATUS, None)
+    assert items[0].outputs == [] and items[0].errors[0].code == "FIELD_MISMATCH"
+    assert [k for k, _ in items[1].outputs] == ["lead", "status"]
