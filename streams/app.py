@@ -124,9 +124,13 @@ def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
         watermarks,
     )
 
+    if settings.store == "rocksdb":
+        from streams import rocksdb_store
+
+        rocksdb_store.configure(settings.rocksdb_memory_mb * 2**20)
     app = new_app(
         settings,
-        store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+        store="leadflow-rocksdb://" if settings.store == "rocksdb" else "memory://",
         # Per app id: RocksDB files of two apps must never share a directory.
         datadir=(Path(settings.state_dir) if settings.state_dir
                  else settings.data_path / "worker") / settings.app_id,
@@ -154,6 +158,9 @@ def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
 
 FREEZE_EVERY_S = 5.0
 FULL_GC_EVERY = 120  # freezes (10 minutes) between full collections
+# Freezes (1 minute) between two hand-backs of freed malloc memory (streams/malloc.py): the
+# resident set then follows the live memory rather than what glibc keeps in reserve.
+TRIM_EVERY = 12
 
 
 def _short_gc_pauses(app: faust.App) -> None:
@@ -167,6 +174,8 @@ def _short_gc_pauses(app: faust.App) -> None:
     is unfrozen and collected once (one long pause, instead of one every few seconds)."""
     import gc
 
+    from streams import malloc
+
     ticks = 0
 
     @app.timer(interval=FREEZE_EVERY_S, name="gc.freeze")
@@ -177,14 +186,19 @@ def _short_gc_pauses(app: faust.App) -> None:
             gc.unfreeze()
             gc.collect()
         gc.freeze()
+        if ticks % TRIM_EVERY == 0:
+            malloc.trim()
 
 
 def run_worker(app: faust.App, loglevel: str) -> None:
     """Run a Faust worker in the foreground until SIGINT/SIGTERM."""
     from faust.worker import Worker
 
+    from streams import malloc
     from streams.logs import logging_config
 
+    # Before RocksDB starts its threads: each would get a malloc arena of its own.
+    malloc.limit_arenas(2)
     # Our handler and formatter instead of Faust's: JSON lines off a terminal, redacted.
     worker = Worker(app, loglevel=loglevel, quiet=True,
                     logging_config=logging_config(app.settings, loglevel))

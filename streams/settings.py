@@ -59,6 +59,9 @@ class Settings:
     # to let several workers on one host share DATA_DIR (model registry, applied threshold,
     # examples) without ever opening each other's RocksDB files.
     state_dir: str = ""
+    # RocksDB's memory for the whole worker (LEADFLOW_STORE=rocksdb): one block cache shared by
+    # every table partition, half of it at most for the memtables (streams/rocksdb_store.py).
+    rocksdb_memory_mb: int = 128
     data_dir: str = ".leadflow"
     # Intake takes up to this many events at a time, waiting at most this long for them.
     intake_batch: int = 500

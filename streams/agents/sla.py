@@ -193,7 +193,9 @@ class SlaIndex:
                     out.append((p, clock, lead_id))
             heap = self._heaps.get(p)
             self.report[p] = {"event_time": clock, "waiting_for": sorted(lag),
-                              "next_due": heap[0][0] if heap else None}
+                              "next_due": heap[0][0] if heap else None,
+                              # what the index holds in memory for the partition
+                              "indexed": len(heap or ()) + len(self._settling.get(p) or ())}
         return out
 
 
