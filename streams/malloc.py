@@ -11,12 +11,7 @@ import ctypes
 import ctypes.util
 from typing import Any
 
-M_ARENA_MAX = -8  # mallopt parameters (malloc.h)
-M_MMAP_THRESHOLD = -3
-# Fixed, so that RocksDB's memtable arena blocks (write_buffer_size / 8 = 1 MiB) are always
-# mapped and unmapped whole: glibc otherwise raises the threshold to the largest block freed
-# and serves them from its heaps, where they stay as free-but-kept memory once freed.
-MMAP_THRESHOLD = 256 * 1024
+M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
 
 _libc: list[Any] = []
 
@@ -31,13 +26,9 @@ def _lib() -> Any:
 
 
 def limit_arenas(n: int = 2) -> bool:
-    """At most ``n`` malloc arenas for the threads started from now on, and large blocks
-    always mapped on their own (glibc only)."""
+    """At most ``n`` malloc arenas for the threads started from now on (glibc only)."""
     lib = _lib()
-    if lib is None or not hasattr(lib, "mallopt"):
-        return False
-    return bool(lib.mallopt(M_ARENA_MAX, n)) and bool(lib.mallopt(M_MMAP_THRESHOLD,
-                                                                   MMAP_THRESHOLD))
+    return bool(lib is not None and hasattr(lib, "mallopt") and lib.mallopt(M_ARENA_MAX, n))
 
 
 def trim() -> bool:
