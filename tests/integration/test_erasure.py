@@ -171,9 +171,9 @@ def post_person(base: str, person: Person, at: datetime) -> None:
             "updatedBy": "rep-erasure", "timestamp": (at + timedelta(hours=1 + i)).isoformat()}}
         body = json.dumps(change).encode()
         assert post(base, "/v1/webhooks/crm", body, signed(body))[0] == 202
-    # A body the contract rejects (no consent): dead-lettered with its bytes, the e-mail in it.
-    bad = {**lead_body(person, at), "leadId": str(uuid.uuid4())}
-    del bad["consent"]
+    # A body the contract rejects (a size band that is no band): dead-lettered with its
+    # bytes, the e-mail in it.
+    bad = {**lead_body(person, at), "leadId": str(uuid.uuid4()), "companySize": "enormous"}
     assert post(base, "/v1/leads", json.dumps(bad).encode())[0] == 422
 
 
