@@ -7,15 +7,25 @@ training and stored with the model). What shapes a vector besides the state — 
 cap and the hand-raiser definition — is part of the ``FeatureSpace`` and is stored with the
 model too, so a model scores live exactly as it was trained even after the scoring section
 of the configuration changes.
+
+Custom attributes (``core.attributes``) are encoded by transforms fitted on the training
+examples (``FeatureSpace.fit``) and stored with the model in the same pipeline: a number
+scaled (``attr:<name>`` = (x − mean) / sd, or the same of log1p(x) with ``log``) or binned
+(``attr:<name>#<lo>..<hi>``, quantile edges), categories and multi-valued items outside
+the top K of training as ``attr:<name>=other``. An attribute the model was not fitted on is
+left out of its vector, as any feature outside the vocabulary.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from streams.core import attributes as attrs
 from streams.core.features import Features, is_hand_raiser
 from streams.core.scoring import (
     DEFAULT_ACTIVITY_CAP,
@@ -39,6 +49,10 @@ class FeatureSpace:
     hand_raiser_triggers: frozenset[str] = field(
         default_factory=lambda: frozenset(DEFAULT_HAND_RAISER_TRIGGERS)
     )
+    attributes: tuple[attrs.Spec, ...] = ()  # declared types and encodings
+    # Fitted per attribute name (``fit``): {"type", "encoding", "mean", "sd"} | {"edges"} |
+    # {"keep"}. Empty: not fitted, attributes left out of the vector.
+    encoders: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         cap = self.activity_cap
@@ -51,21 +65,97 @@ class FeatureSpace:
     def of(cls, policy: ScoringPolicy) -> FeatureSpace:
         """The space of the configured scoring policy."""
         return cls(policy.activity_cap, policy.hand_raiser_activities,
-                   policy.hand_raiser_triggers)
+                   policy.hand_raiser_triggers, tuple(policy.attributes))
 
     def vector(self, features: Features | None) -> Vector:
         """The lead's features in the shared vocabulary (absent features left out)."""
-        return feature_vector(
+        raw = feature_vector(
             features, self.activity_cap, hand_raiser=is_hand_raiser(features, self)
         )
+        if features and (features.get("attrs") or features.get("act_attrs")):
+            return self._encode(raw)
+        return raw
+
+    def _encode(self, raw: Vector) -> Vector:
+        out: Vector = {}
+        encoders = self.encoders
+        for name, value in raw.items():
+            if not name.startswith(attrs.PREFIX):
+                out[name] = value
+                continue
+            attr, eq, item = name[len(attrs.PREFIX):].partition("=")
+            enc = encoders.get(attr)
+            if enc is None:
+                continue  # not fitted on it: outside the vocabulary
+            if not eq:
+                if enc["type"] == attrs.NUMERIC:
+                    _numeric(enc, attr, value, out)
+                continue
+            keep = enc.get("keep")
+            if keep is None or item in keep:
+                out[name] = value
+            else:
+                out[f"{attrs.PREFIX}{attr}={attrs.OTHER}"] = 1.0
+        return out
+
+    def fit(self, states: Iterable[Features | None]) -> FeatureSpace:
+        """This space with attribute transforms fitted on ``states`` (the training set)."""
+        specs = {s.name: s for s in self.attributes}
+        numbers: dict[str, list[float]] = {}
+        items: dict[str, Counter[str]] = {}
+        kinds: dict[str, str] = {}
+        for state in states:
+            for name, value in attrs.values(state).items():
+                kind = specs[name].type if name in specs else attrs.type_of(value)
+                kinds.setdefault(name, kind)
+                if isinstance(value, bool):
+                    items.setdefault(name, Counter())["true" if value else "false"] += 1
+                elif isinstance(value, int | float):
+                    numbers.setdefault(name, []).append(float(value))
+                elif isinstance(value, list):
+                    items.setdefault(name, Counter()).update(value)
+                else:
+                    items.setdefault(name, Counter())[value] += 1
+        encoders: dict[str, dict[str, Any]] = {}
+        for name, xs in sorted(numbers.items()):
+            spec = specs.get(name) or attrs.Spec(name, attrs.NUMERIC, attrs.SCALE)
+            encoding = spec.encoding or attrs.SCALE
+            if encoding == attrs.BINS:
+                xs.sort()
+                cuts = sorted({xs[min(len(xs) - 1, int(len(xs) * k / spec.bins))]
+                               for k in range(1, spec.bins)})
+                encoders[name] = {"type": attrs.NUMERIC, "encoding": encoding,
+                                  "edges": [c for c in cuts if c > xs[0]]}
+                continue
+            if encoding == attrs.LOG:
+                xs = [math.log1p(max(x, 0.0)) for x in xs]
+            mean = sum(xs) / len(xs)
+            sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / len(xs)) or 1.0
+            encoders[name] = {"type": attrs.NUMERIC, "encoding": encoding, "mean": mean,
+                              "sd": sd}
+        for name, counts in sorted(items.items()):
+            kind = kinds[name]
+            spec = specs.get(name) or attrs.Spec(name, kind)
+            if kind == attrs.BOOLEAN:
+                encoders[name] = {"type": kind}
+                continue
+            top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: spec.top_k]
+            encoders[name] = {"type": kind, "keep": sorted(k for k, _ in top)}
+        return replace(self, encoders=_frozen_encoders(encoders))
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form, stored in ``model.json`` under ``"pipeline"``."""
-        return {
+        out: dict[str, Any] = {
             "activity_cap": self.activity_cap,
             "hand_raiser_activities": sorted(self.hand_raiser_activities),
             "hand_raiser_triggers": sorted(self.hand_raiser_triggers),
         }
+        if self.attributes:
+            out["attributes"] = [s.as_dict() for s in self.attributes]
+        if self.encoders:
+            out["encoders"] = {k: {**v, "keep": sorted(v["keep"])} if "keep" in v else dict(v)
+                               for k, v in self.encoders.items()}
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpace:
@@ -73,7 +163,28 @@ class FeatureSpace:
             int(data.get("activity_cap", DEFAULT_ACTIVITY_CAP)),
             frozenset(data.get("hand_raiser_activities", DEFAULT_HAND_RAISER_ACTIVITIES)),
             frozenset(data.get("hand_raiser_triggers", DEFAULT_HAND_RAISER_TRIGGERS)),
+            tuple(attrs.Spec.from_dict(s) for s in data.get("attributes") or ()),
+            _frozen_encoders(data.get("encoders") or {}),
         )
+
+
+def _frozen_encoders(encoders: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    # "keep" as a frozenset: looked up per feature per scored event.
+    return {k: {**v, "keep": frozenset(v["keep"])} if "keep" in v else dict(v)
+            for k, v in encoders.items()}
+
+
+def _numeric(enc: Mapping[str, Any], attr: str, x: float, out: Vector) -> None:
+    edges = enc.get("edges")
+    if edges is not None:
+        i = bisect.bisect_right(edges, x)
+        lo = "" if i == 0 else f"{edges[i - 1]:g}"
+        hi = "" if i == len(edges) else f"{edges[i]:g}"
+        out[f"{attrs.PREFIX}{attr}#{lo}..{hi}"] = 1.0
+        return
+    if enc.get("encoding") == attrs.LOG:
+        x = math.log1p(max(x, 0.0))
+    out[f"{attrs.PREFIX}{attr}"] = (x - enc["mean"]) / enc["sd"]
 
 
 def vectors(space: FeatureSpace, states: Iterable[Features | None]) -> list[Vector]:

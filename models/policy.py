@@ -4,7 +4,8 @@ From the ``[model]`` section of leadflow.toml (beside ``[scoring]``, ``[routing]
 checked at start-up so a typo fails there, naming its key::
 
     [model]
-    kind = "logistic"            # or "gbm"
+    kind = "logistic"            # or "gbm", or "auto": both on the same holdout, the better
+                                 # (logistic unless gradient boosting gains > margin)
     margin = 0.005               # ROC AUC a candidate must gain over the champion
     min_labels = 200             # positives + negatives before any promotion
     holdout_share = 0.2          # the latest share of labelled examples held out
@@ -27,7 +28,7 @@ from typing import Any
 
 from models.labels import LabelPolicy
 
-KINDS = ("logistic", "gbm")
+KINDS = ("logistic", "gbm", "auto")
 PREFER = ("quality", "volume")
 
 

@@ -4,8 +4,9 @@
 ``calibrate.linear_form``) per event on the hot path: the feature vector comes from the same
 ``FeatureSpace`` training used, the weights are one dict built once, and the probability is
 plain float arithmetic (no numpy, no scikit-learn per call). ``ArtifactModel`` wraps a
-scikit-learn pipeline (gradient boosting) loaded from the registry; it is slower and gives
-no per-feature factors.
+scikit-learn pipeline (gradient boosting) loaded from the registry; it is slower, and its
+factors are per lead: how much each feature the lead has moves its log-odds, against the
+same lead without it (a number at its training mean), all in one batch of predictions.
 
 Score = round half up of 100·p, clamped to 0..100, so a threshold in score points compares
 with calibrated probabilities: score >= 60 ⇔ p >= 0.595.
@@ -144,5 +145,28 @@ class ArtifactModel:
         return float(self.estimator.predict_proba(X)[0, 1])
 
     def score(self, features: Features | None) -> Score:
-        p = self.probability(features)
-        return Score(score=to_score(p), probability=p, model_version=self.version, factors=())
+        p, factors = self.explain(features)
+        return Score(score=to_score(p), probability=p, model_version=self.version,
+                     factors=factors)
+
+    def explain(self, features: Features | None) -> tuple[float, tuple[Factor, ...]]:
+        """(probability, top factors): each present feature's effect on the log-odds, as
+        the lead's log-odds minus those of the same lead without that feature."""
+        import numpy as np
+
+        vector = self.space.vector(features)
+        X = self.vectorizer.transform([vector])
+        if hasattr(X, "toarray"):
+            X = X.toarray()
+        index = self.vectorizer.vocabulary_
+        present = [(index[n], n) for n in vector if n in index and X[0, index[n]] != 0]
+        rows = np.repeat(X, len(present) + 1, axis=0)
+        for k, (j, _) in enumerate(present, start=1):
+            rows[k, j] = 0.0
+        ps = np.clip(self.estimator.predict_proba(rows)[:, 1], 1e-6, 1 - 1e-6)
+        logits = np.log(ps / (1 - ps))
+        parts = [(float(logits[0] - logits[k]), name)
+                 for k, (_, name) in enumerate(present, start=1)]
+        parts = [pt for pt in parts if pt[0]]
+        parts.sort(key=_factor_order)
+        return float(ps[0]), tuple(Factor(n, c) for c, n in parts[:TOP_FACTORS])

@@ -209,14 +209,16 @@ def from_examples(
 ) -> tuple[list[float], list[int | None], float]:
     """(probabilities, labels, window_ms) of recent scored leads (the feedback agent's
     examples), rescored with ``model``. Leads held back (no lawful basis) are left out:
-    they are not handed over, whatever the threshold. Without ``window_ms`` the window is the
+    they are not handed over, whatever the threshold (imported history excepted: sales had
+    it). Without ``window_ms`` the window is the
     span of their ``scored_at``."""
     probabilities: list[float] = []
     labels: list[int | None] = []
     times: list[int] = []
     for e in examples:
         features = e.get("features")
-        if not features or held_back(features):
+        # History was handed over in its own past, whatever leadflow's rules say now.
+        if not features or (held_back(features) and not e.get("historic")):
             continue
         probabilities.append(model.score(features).probability)
         label = e.get("label")

@@ -10,6 +10,15 @@ folded into weights + intercept (log-odds per unit of a feature) that ``scorer.L
 evaluates live. ``kind="gbm"``: ``HistGradientBoostingClassifier``, calibrated the same way,
 persisted as a joblib artefact.
 
+``kind="auto"``: both on the same split; gradient boosting is kept only when its holdout ROC
+AUC beats the logistic regression's by more than ``AUTO_MARGIN`` (the linear model's weights
+read as points, which is worth a little AUC). Both figures are in ``params``.
+
+History without dates (an import with neither a creation time nor a row spacing) has no
+order to hold out the latest from: when fewer than a tenth of the labelled examples have
+distinct handover times, the holdout is a stratified random split instead
+(``params["split"]``, which every report prints).
+
 The model that is published is the one evaluated (not refitted on the holdout afterwards),
 so its metrics, and the champion/challenger comparison on the same holdout, describe it.
 """
@@ -40,7 +49,10 @@ Example = Mapping[str, Any]
 
 LOGISTIC = "logistic"
 GBM = "gbm"
+AUTO = "auto"
 KINDS = {LOGISTIC: LOGISTIC_REGRESSION, GBM: GRADIENT_BOOSTING}
+AUTO_MARGIN = 0.005
+TIME_SPLIT, RANDOM_SPLIT = "time", "stratified-random"
 # Measured with `leadflow bench model` (holdout ROC AUC at 500 / 2,000 / 10,000 labels):
 # C = 1.0 gives 0.666 / 0.720 / 0.737, C = 0.1 0.666 / 0.715 / 0.736; stronger penalties
 # only lose, and choosing C by cross-validation per training found nothing better.
@@ -142,6 +154,41 @@ def time_split(
     return list(ordered[:cut]), list(ordered[cut:])
 
 
+def undated(ordered: Sequence[Example]) -> bool:
+    """Whether handover times carry no order to hold out the latest from (see module doc)."""
+    distinct = len({int(e["handed_over_at"]) for e in ordered})
+    return distinct < max(2, len(ordered) // 10)
+
+
+def stratified_split(
+    ordered: Sequence[Example], holdout_share: float = 0.2, seed: int = 0
+) -> tuple[list[Example], list[Example]]:
+    """(train, holdout) drawn at random, each label in the same share (seeded)."""
+    import random
+
+    rng = random.Random(seed)
+    train_set: list[Example] = []
+    holdout: list[Example] = []
+    for label in (0, 1):
+        group = [e for e in ordered if e["label"] == label]
+        rng.shuffle(group)
+        n_hold = round(len(group) * holdout_share)
+        holdout += group[:n_hold]
+        train_set += group[n_hold:]
+    order = {id(e): i for i, e in enumerate(ordered)}  # the given order within each side
+    return sorted(train_set, key=lambda e: order[id(e)]), sorted(
+        holdout, key=lambda e: order[id(e)])
+
+
+def split(
+    ordered: Sequence[Example], holdout_share: float = 0.2, seed: int = 0
+) -> tuple[list[Example], list[Example], str]:
+    """(train, holdout, how): the latest share, or a stratified random one when undated."""
+    if undated(ordered):
+        return (*stratified_split(ordered, holdout_share, seed), RANDOM_SPLIT)
+    return (*time_split(ordered, holdout_share), TIME_SPLIT)
+
+
 def data_sha256(examples: Iterable[Example]) -> str:
     """SHA-256 of the examples as canonical JSON lines (sorted keys), in the given order."""
     import hashlib
@@ -214,12 +261,20 @@ def train(
     ordered = labelled(examples)
     if len(ordered) < 10:
         raise ValueError(f"training needs at least 10 labelled examples, got {len(ordered)}")
-    train_set, holdout = time_split(ordered, holdout_share)
-    return fit(
-        train_set, holdout, kind=kind, space=space, threshold=threshold, C=C,
-        min_count=min_count, method=method, folds=folds, seed=seed,
-        holdout_share=holdout_share,
-    )
+    train_set, holdout, how = split(ordered, holdout_share, seed)
+    common = dict(space=space, threshold=threshold, C=C, min_count=min_count, method=method,
+                  folds=folds, seed=seed, holdout_share=holdout_share)
+    if kind != AUTO:
+        result = fit(train_set, holdout, kind=kind, **common)  # type: ignore[arg-type]
+        result.params["split"] = how
+        return result
+    linear = fit(train_set, holdout, kind=LOGISTIC, **common)  # type: ignore[arg-type]
+    boosted = fit(train_set, holdout, kind=GBM, **common)  # type: ignore[arg-type]
+    lr_auc, gbm_auc = linear.evaluation.roc_auc, boosted.evaluation.roc_auc
+    chosen = boosted if gbm_auc > lr_auc + AUTO_MARGIN else linear
+    chosen.params.update(split=how, auto={"logistic_auc": lr_auc, "gbm_auc": gbm_auc,
+                                          "margin": AUTO_MARGIN, "chosen": chosen.params["kind"]})
+    return chosen
 
 
 def fit(
@@ -247,6 +302,8 @@ def fit(
     if len(set(y_train.tolist())) < 2:
         raise ValueError("training needs both labels before the holdout")
 
+    # Attribute transforms (scaling, bins, top-K) are fitted on the training set only.
+    space = space.fit(e["features"] for e in train_set)
     rows = [space.vector(e["features"]) for e in train_set]
     # Gradient boosting in scikit-learn takes dense input only; 100k × ~100 is 80 MB.
     vectorizer = fit_vectorizer(rows, min_count=min_count, sparse=kind == LOGISTIC)

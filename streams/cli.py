@@ -147,6 +147,13 @@ def trace(lead_id: str, url: str | None, as_json: bool) -> None:
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="HTTP load time.")
 @click.option("--kind", type=click.Choice(["logistic", "gbm"]), default="logistic",
               show_default=True, help="model: the model family to retrain.")
+@click.option("--export", "export", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="model: a CRM export (CSV) to judge leadflow's model on, beside the "
+                   "scikit-learn baseline and the points model (needs --mapping).")
+@click.option("--mapping", "mapping", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="model: the import mapping of --export.")
+@click.option("--attributes/--no-attributes", default=False, show_default=True,
+              help="model: simulated leads carry custom attributes with real signal.")
 @click.option("--leads", type=int, default=None,
               help="dashboard: leads in the generated archive (about 10 events each; default "
                    "1,000,000). memory: leads drained (default 100,000; 10k and 100k reported).")
@@ -159,8 +166,9 @@ def trace(lead_id: str, url: str | None, as_json: bool) -> None:
               help="memory: run the worker under memray, its capture files kept here.")
 @click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
               help="scale: rounds of one worker, then two (the medians are compared).")
-def bench(target: str, events: int, rate: float, seconds: float, kind: str, leads: int | None,
-          cache: str | None, store: str | None, profile: str | None, rounds: int) -> None:
+def bench(target: str, events: int, rate: float, seconds: float, kind: str, export: str | None,
+          mapping: str | None, attributes: bool, leads: int | None, cache: str | None,
+          store: str | None, profile: str | None, rounds: int) -> None:
     """Measure leadflow: the pipeline (default), the scoring model, the dashboard's
     queries, scale-out or recovery.
 
@@ -168,6 +176,9 @@ def bench(target: str, events: int, rate: float, seconds: float, kind: str, lead
     the worker against a bare decode agent, HTTP-to-trace and captured-to-routed latency.
     model: retrains on simulated dispositions (500, 2,000, 10,000 labels) and compares the
     AUC with the oracle (the simulator's hidden probabilities); times 100,000 examples.
+    With --attributes the simulated leads carry custom attributes with real signal. With
+    --export and --mapping: leadflow's model on that export beside the textbook
+    scikit-learn pipeline on the mapping's columns and the points model, same holdout.
     dashboard: generates (once) an archive of --leads leads and times every page's queries,
     cold and warm (target: under 1 s each).
     scale: events/s over one backlog with one worker and with two (target: >= 1.6x), --rounds
@@ -182,6 +193,8 @@ def bench(target: str, events: int, rate: float, seconds: float, kind: str, lead
     Example:
       leadflow bench --events 50000 --rate 200
       leadflow bench model
+      leadflow bench model --attributes
+      leadflow bench model --export crm.csv --mapping crm-mapping.toml
       leadflow bench dashboard --leads 1000000
       leadflow bench scale --events 50000
       leadflow bench recovery --events 50000 --store rocksdb
@@ -225,7 +238,18 @@ def bench(target: str, events: int, rate: float, seconds: float, kind: str, lead
         def progress(step: str) -> None:
             click.echo(f"bench: {step}", err=True)
 
-        click.echo(run_model_bench(kind=kind, progress=progress).table())
+        if export or mapping:
+            if not (export and mapping):
+                raise click.UsageError("--export and --mapping go together")
+            from pathlib import Path
+
+            from streams.bench_export import run_export_bench
+
+            click.echo(run_export_bench(Path(export), Path(mapping), Settings.load(),
+                                        progress=progress).table())
+            return
+        click.echo(run_model_bench(kind=kind, attributes=attributes,
+                                   progress=progress).table())
         return
     from streams.bench import run_bench
 

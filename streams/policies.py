@@ -33,7 +33,7 @@ def applied_threshold(settings: Settings) -> int | None:
 
 def load(settings: Settings) -> Policies:
     extra = settings.extra
-    scoring = ScoringPolicy.from_config(extra.get("scoring", {}))
+    scoring = ScoringPolicy.from_config(extra.get("scoring", {}), extra.get("attributes"))
     applied = applied_threshold(settings)
     if applied is not None:
         scoring = dataclasses.replace(scoring, threshold=applied)

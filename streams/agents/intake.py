@@ -135,8 +135,9 @@ def register(app: Any) -> None:
                       record.get("correlation_id"))
         # An erased lead's capture read again (an inbound topic keeps it until its retention)
         # claims no identity: the person is not linked to the lead again.
+        # History imported without personal data has no email: nothing to merge it by, ever.
         claim_key = None
-        if spec is topics.LEADS and not state.get("erased"):
+        if spec is topics.LEADS and not state.get("erased") and record["email"]:
             claim_key = state["identity_key"] = erasure.identity_key(record["email"])
         store(lead_id, state, msg.partition)
         stats.accepted[spec.kind] += 1

@@ -48,7 +48,8 @@ def _now_ms() -> int:
 
 def model_of(record: dict[str, Any], scoring: ScoringPolicy, registry_root: Path) -> Model:
     """The live scorer of a ModelPublished record. A linear model is scored from the record
-    itself, with the configured scoring's feature space (the record carries no pipeline);
+    from the registry's pipeline when this worker has it (fitted attribute transforms), else
+    from the record itself with the configured scoring's feature space;
     gradient boosting from its registry artefact (checked against its sha256)."""
     from models.features import FeatureSpace
     from models.registry import Registry
@@ -58,6 +59,10 @@ def model_of(record: dict[str, Any], scoring: ScoringPolicy, registry_root: Path
     if kind == POINTS:
         return PointsModel(scoring)
     if kind == GRADIENT_BOOSTING:
+        return Registry(registry_root).load(record["model_version"])
+    # A model fitted on custom attributes needs its fitted transforms (scaling, bins,
+    # top-K), which only the registry's pipeline holds.
+    if (registry_root / "versions" / record["model_version"] / "model.json").exists():
         return Registry(registry_root).load(record["model_version"])
     return LinearModel.from_published(record, space=FeatureSpace.of(scoring))
 

@@ -5,8 +5,13 @@ State (JSON-serialisable, stored in a Faust table as is)::
     {"profile_at": ms | None, "size_band", "industry", "region", "tech": [sorted str],
      "title", "campaign_id", "trigger_actions": [sorted str], "has_email": bool,
      "has_names": bool, "has_company": bool, "consent": bool,
-     "counts": {ACTIVITY_TYPE: n}, "last_at": {ACTIVITY_TYPE: ms},
-     "first_at": ms, "last_event_at": ms}
+     "attrs": {name: value}, "counts": {ACTIVITY_TYPE: n}, "last_at": {ACTIVITY_TYPE: ms},
+     "act_attrs": {name: [ms, value]}, "first_at": ms, "last_event_at": ms}
+
+Custom attributes (``core.attributes``): the capture's are part of its profile (``attrs``);
+an activity's are kept per name as of the latest activity carrying it (``act_attrs``, ties at
+one millisecond decided by the value, so arrival order does not matter), and win over the
+capture's (``attributes.values``). Both keys are there only once a lead has attributes.
 
 Order independence is the point: the same set of events in any arrival order yields the same
 state, so a replay, a late event or a rebalance never changes a score. Every field is a
@@ -57,6 +62,7 @@ _PROFILE_KEYS = (
     "has_names",
     "has_company",
     "consent",
+    "attrs",
 )
 # Not one of our bands: unknown, or the seed's "201+", which spans three of them.
 _IMPRECISE_SIZES = frozenset({None, SizeBand.UNKNOWN.value, SizeBand.SIZE_201_PLUS.value})
@@ -141,18 +147,33 @@ def profile_of(record: Mapping[str, Any]) -> dict[str, Any]:
         # The contract rejects a lead without a lawful basis; kept defensive for raw records.
         "consent": isinstance(consent, Mapping)
         and consent.get("lawful_basis") not in (None, "", "UNKNOWN"),
-    }
+    } | _attrs_of(record)
+
+
+def _attrs_of(record: Mapping[str, Any]) -> dict[str, Any]:
+    # Only when there are some: a state without attributes keeps its pre-attribute shape.
+    found = record.get("attributes")
+    return {"attrs": dict(sorted(found.items()))} if found else {}
 
 
 def _profile_key(profile: Mapping[str, Any]) -> tuple[Any, ...]:
     # None sorts before any value of its field: (False, "") < (True, value).
     return tuple(
-        (profile[k] is not None, profile[k] if profile[k] is not None else "")
+        (profile.get(k) is not None, _orderable(profile.get(k)))
         for k in _PROFILE_KEYS
     )
 
 
-Input = list[Any]  # [occurred_at ms, "activity", ACTIVITY_TYPE] or [ms, "lead", profile]
+def _orderable(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, dict):  # attributes: values of mixed types, compared as text
+        return sorted((k, repr(v)) for k, v in value.items())
+    return value
+
+
+# [occurred_at ms, "activity", ACTIVITY_TYPE(, attributes)] or [ms, "lead", profile]
+Input = list[Any]
 
 
 def input_of(kind: str, record: Mapping[str, Any]) -> Input:
@@ -161,6 +182,9 @@ def input_of(kind: str, record: Mapping[str, Any]) -> Input:
     refold them in event-time order (``handoff`` does, to date the MQL)."""
     at = _ms(record["occurred_at"])
     if kind == "activity":
+        attrs = record.get("attributes")
+        if attrs:
+            return [at, kind, record["activity_type"], dict(sorted(attrs.items()))]
         return [at, kind, record["activity_type"]]
     if kind == "lead":
         return [at, kind, profile_of(record)]
@@ -176,7 +200,7 @@ def update(features: Features | None, kind: str, record: Mapping[str, Any]) -> F
 def apply(features: Features | None, item: Input) -> Features:
     """Fold one ``input_of`` into ``features`` (None = a new lead). Mutates and returns it."""
     state = new_features() if features is None else features
-    at, kind, value = item
+    at, kind, value = item[0], item[1], item[2]
     first = state["first_at"]
     if first is None or at < first:
         state["first_at"] = at
@@ -191,14 +215,28 @@ def apply(features: Features | None, item: Input) -> Features:
         seen = last_at.get(value)
         if seen is None or at > seen:
             last_at[value] = at
+        if len(item) > 3:
+            _fold_attrs(state, at, item[3])
     else:
         current = state["profile_at"]
         if current is None or at > current or (
             at == current and _profile_key(value) > _profile_key(state)
         ):
+            if "attrs" not in value:
+                state.pop("attrs", None)
             state.update(value)
             state["profile_at"] = at
     return state
+
+
+def _fold_attrs(state: Features, at: int, attrs: Mapping[str, Any]) -> None:
+    held = state.get("act_attrs")
+    if held is None:
+        held = state["act_attrs"] = {}
+    for name, value in attrs.items():
+        seen = held.get(name)
+        if seen is None or at > seen[0] or (at == seen[0] and repr(value) > repr(seen[1])):
+            held[name] = [at, value]
 
 
 def is_hand_raiser(features: Features | None, policy: HandRaiserPolicy) -> bool:

@@ -34,7 +34,7 @@ from streams.core.contract import (
     canonical_uuid,
     fail,
 )
-from streams.errors import ErrorCode
+from streams.errors import ErrorCode, LeadflowError
 
 Body = dict[str, Any]
 
@@ -112,7 +112,7 @@ def lead_from_json(
         "occurred_at": _timestamp(body.get("timestamp"), "timestamp"),
         "source_system": source_system,
         "correlation_id": correlation_id,
-    }
+    } | _attributes(body.get("attributes"))
 
 
 def activity_from_json(
@@ -129,7 +129,7 @@ def activity_from_json(
         "occurred_at": _timestamp(body.get("timestamp"), "timestamp"),
         "source_system": source_system,
         "correlation_id": correlation_id,
-    }
+    } | _attributes(body.get("attributes"))
 
 
 def status_from_json(
@@ -298,6 +298,19 @@ def _text_list(value: Any, field: str) -> list[str]:
         if item := item.strip():
             items.append(item)
     return items
+
+
+def _attributes(value: Any) -> dict[str, Any]:
+    """{"attributes": ...} when the body has custom attributes (``core.attributes``: an
+    object of name → number, text, boolean or list of texts, typed by the value), else {}."""
+    from streams.core import attributes
+
+    if value is None:
+        return {}
+    try:
+        return {"attributes": attributes.to_record(attributes.parse(value))}
+    except ValueError as exc:
+        raise LeadflowError(ErrorCode.FIELD_MISMATCH, str(exc), "attributes") from None
 
 
 def _properties(value: Any) -> dict[str, str]:

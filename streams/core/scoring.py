@@ -8,8 +8,10 @@ half up and clamped to 0..100.
 
 Feature names are the vocabulary the trained model will share (``feature_vector``):
 ``industry:<x>``, ``size:<band>``, ``region:<r>``, ``tech:<t>``, ``title:<t>``,
-``campaign:<id>``, ``activity:<TYPE>`` (value min(count, cap)), ``trigger:<action>`` and
-``hand_raiser``; every other feature is 1.0 when present.
+``campaign:<id>``, ``activity:<TYPE>`` (value min(count, cap)), ``trigger:<action>``,
+``hand_raiser`` and custom attributes (``core.attributes``: ``attr:<name>`` = a number,
+``attr:<name>=<value>`` = 1); every other feature is 1.0 when present. A points rule on an
+attribute may also compare a number: ``"attr:time_on_site_s>=600" = 10``.
 
 Hot path: ``PointsModel.score`` runs per event. The policy precomputes one lookup per feature
 family (value → (feature name, points)), so scoring is a handful of dict hits over the
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from streams.core import attributes as attrs
 from streams.core.contract import ActivityType, SizeBand
 from streams.core.features import Features, held_back, is_hand_raiser, missing_context
 
@@ -106,7 +109,7 @@ _SINGLE = {
     "campaign": "campaign_id",
 }
 _MULTI = {"tech": "tech", "trigger": "trigger_actions"}
-_FAMILIES = frozenset(_SINGLE) | frozenset(_MULTI) | {"activity"}
+_FAMILIES = frozenset(_SINGLE) | frozenset(_MULTI) | {"activity", "attr"}
 _RESERVED = ("base", "activity_cap")
 HAND_RAISER_FEATURE = "hand_raiser"
 
@@ -166,19 +169,27 @@ class ScoringPolicy:
     base: float = 0
     activity_cap: int = DEFAULT_ACTIVITY_CAP
     version: str = ""  # "" → derived from the table (see module doc)
+    # Declared custom attributes (``[attributes]``): types and encodings.
+    attributes: tuple[attrs.Spec, ...] = ()
     # Precomputed per family: value → (feature name, points). Derived, not compared.
     lookups: Mapping[str, Lookup] = field(init=False, repr=False, compare=False)
+    rules: tuple[tuple[attrs.Rule, float], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Read-only: the lookups and the version are derived from it once.
         object.__setattr__(self, "points", MappingProxyType(dict(self.points)))
         lookups: dict[str, Lookup] = {family: {} for family in _FAMILIES}
+        rules: list[tuple[attrs.Rule, float]] = []
         for name, pts in self.points.items():
             if name == HAND_RAISER_FEATURE:
+                continue
+            if name.startswith(attrs.PREFIX):
+                rules.append((attrs.rule_of(name), float(pts)))
                 continue
             family, _, value = name.partition(":")
             lookups[family][value] = (name, float(pts))
         object.__setattr__(self, "lookups", lookups)
+        object.__setattr__(self, "rules", tuple(sorted(rules, key=lambda r: r[0].feature)))
         if not self.version:
             object.__setattr__(self, "version", self._derived_version())
 
@@ -198,7 +209,9 @@ class ScoringPolicy:
         return "points-" + hashlib.sha256(text.encode()).hexdigest()[:10]
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any]) -> ScoringPolicy:
+    def from_config(
+        cls, section: Mapping[str, Any], attributes: Mapping[str, Any] | None = None
+    ) -> ScoringPolicy:
         """Build from the ``[scoring]`` TOML table. Missing ``[scoring.points]`` → the built-in
         ``DEFAULT_POINTS``; a given table replaces it whole (``base`` 0 and ``activity_cap`` 3
         when absent), so an entry can be removed by leaving it out."""
@@ -238,6 +251,7 @@ class ScoringPolicy:
         if not isinstance(version, str):
             raise ValueError(f"scoring.version must be a string, not {version!r}")
         return cls(
+            attributes=attrs.specs_from_config(attributes),
             threshold=threshold,
             model=model.strip(),
             hand_raiser_activities=frozenset(activities),
@@ -277,6 +291,11 @@ def _points_entry(name: Any, value: Any) -> float:
         raise ValueError(f"{where}: unknown activity type {rest!r}")
     if family == "size" and rest not in _SIZE_BANDS:
         raise ValueError(f"{where}: unknown size band {rest!r}")
+    if family == "attr":
+        try:
+            attrs.rule_of(str(name))
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
     return value
 
 
@@ -312,10 +331,27 @@ def feature_vector(
     for activity, n in features["counts"].items():
         if n > 0:
             out[f"activity:{activity}"] = float(min(n, cap))
+    if features.get("attrs") or features.get("act_attrs"):
+        attr_features(attrs.values(features), out)
     if hand_raiser is None:
         hand_raiser = is_hand_raiser(features, _DEFAULT_HAND_RAISER)
     if hand_raiser:
         out[HAND_RAISER_FEATURE] = 1.0
+    return out
+
+
+def attr_features(values: Mapping[str, Any], out: dict[str, float]) -> dict[str, float]:
+    """Custom attributes in the shared vocabulary (see ``core.attributes``)."""
+    for name, value in values.items():
+        if isinstance(value, bool):
+            out[f"attr:{name}={'true' if value else 'false'}"] = 1.0
+        elif isinstance(value, int | float):
+            out[f"attr:{name}"] = float(value)
+        elif isinstance(value, list):
+            for item in value:
+                out[f"attr:{name}={item}"] = 1.0
+        else:
+            out[f"attr:{name}={value}"] = 1.0
     return out
 
 
@@ -332,6 +368,7 @@ class PointsModel:
         self._cap = policy.activity_cap
         self._base = float(policy.base)
         self._hand_raiser = policy.hand_raiser_points
+        self._rules = policy.rules
 
     def contributions(self, features: Features | None) -> list[tuple[str, float]]:
         """(feature, points) of every feature that moves the score, unordered."""
@@ -355,6 +392,11 @@ class PointsModel:
                 out.append((hit[0], hit[1] * (n if n < cap else cap)))
         if self._hand_raiser and is_hand_raiser(features, self.policy):
             out.append((HAND_RAISER_FEATURE, self._hand_raiser))
+        if self._rules and (features.get("attrs") or features.get("act_attrs")):
+            for rule, pts in self._rules:
+                got = rule.points(attrs.lead_value(features, rule.name), pts)
+                if got is not None:
+                    out.append((rule.feature, got))
         return out
 
     def score(self, features: Features | None) -> Score:

@@ -19,10 +19,11 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+from streams.core import attributes as attrs
 from streams.core import lifecycle
 from streams.core.contract import ActivityType, LawfulBasis, fail
 from streams.core.durations import parse_duration, zone
@@ -60,7 +61,11 @@ FIELDS: dict[str, str] = {
     "sales_notes": "the rep's notes",
     "owner": "who set the final status (a rep)",
 }
-REQUIRED = ("email", "first_name", "last_name", "company_name", "created_at")
+# With an email column the rows are people: the contract's identity fields are needed. Without
+# one they are history without personal data (an id and an outcome suffice): kept to learn
+# from, never routed, judged or identity-merged.
+PERSONAL = ("email", "first_name", "last_name", "phone", "linkedin_url", "company_name")
+REQUIRED = ("email", "first_name", "last_name", "company_name")
 # The contract needs these on every lead, but exports often lack them: a column or a default.
 COLUMN_OR_DEFAULT = ("region", "lawful_basis")
 # Identity and time cannot sensibly default to one value for every row.
@@ -68,9 +73,12 @@ NO_DEFAULT = frozenset({"lead_id", "email", "created_at", "status_at", "consent_
 LIST_FIELDS = frozenset({"tech_stack", "trigger_actions"})
 
 SECTIONS = ("columns", "activities", "statuses", "lawful_bases", "company_sizes", "defaults",
-            "formats")
+            "formats", "attributes")
 FORMAT_KEYS = ("datetime", "timezone", "list_separator", "lead_ids", "handover", "delimiter",
-               "encoding")
+               "encoding", "row_spacing", "start")
+# Without created_at or row_spacing every row is dated here (and reports say the split is
+# random); with row_spacing, row k (from 0) is dated start + k × spacing.
+DEFAULT_START = "2025-01-01T00:00:00+00:00"
 LEAD_ID_KINDS = ("uuid", "crm")
 
 # (where, message) → the error to raise: each parse carries the file name in its messages.
@@ -110,6 +118,22 @@ class ImportMapping:
     delimiter: str = ","
     encoding: str = "utf-8-sig"
     source: str = "mapping"
+    # Custom attributes: (attribute name, CSV column, type or None: typed by declaration).
+    attributes: tuple[tuple[str, str, str | None], ...] = ()
+    row_spacing_ms: int | None = None  # without created_at: rows dated by their order
+    start: datetime = datetime(2025, 1, 1, tzinfo=UTC)
+
+    @property
+    def personal(self) -> bool:
+        """Whether rows carry personal data (an email column): leads, not anonymous history."""
+        return "email" in self.columns
+
+    @property
+    def dated(self) -> str:
+        """How rows are dated: "column", "row order" or "undated"."""
+        if "created_at" in self.columns:
+            return "column"
+        return "row order" if self.row_spacing_ms else "undated"
 
     def status(self, raw: str, key: str = "status") -> str:
         """A CRM status → LeadStatus symbol; INVALID_ENUM naming the value otherwise."""
@@ -138,6 +162,7 @@ class ImportMapping:
     def columns_used(self) -> list[tuple[str, str]]:
         """(what names it, CSV column) for every column the mapping reads."""
         named = [(f"[columns] {name}", column) for name, column in self.columns.items()]
+        named += [(f"[attributes] {name}", column) for name, column, _ in self.attributes]
         return named + [(f"[activities] {column!r}", column) for column, _ in self.activities]
 
 
@@ -248,13 +273,59 @@ def parse_mapping(doc: Mapping[str, Any], *, source: str = "mapping") -> ImportM
     except LookupError:
         raise error("[formats] encoding", f"unknown encoding {encoding!r}") from None
 
-    for name in REQUIRED:
-        if name not in columns:
-            raise error(f"[columns] {name}", f"is required ({FIELDS[name]})")
-    for name in COLUMN_OR_DEFAULT:
-        if name not in columns and name not in defaults:
-            raise error(f"[columns] {name}", f"needs a column, or a value in [defaults] {name} "
-                                             "used for every row")
+    spacing_ms: int | None = None
+    if "row_spacing" in formats:
+        try:
+            spacing_ms = parse_duration(formats["row_spacing"])
+        except ValueError as exc:
+            raise error("[formats] row_spacing", str(exc)) from None
+        if "created_at" in columns:
+            raise error("[formats] row_spacing", "rows are dated by [columns] created_at already")
+    try:
+        start = datetime.fromisoformat(str(formats.get("start", DEFAULT_START)))
+    except ValueError:
+        raise error("[formats] start", "must be an ISO 8601 time such as 2025-01-01") from None
+    start = (start if start.tzinfo else start.replace(tzinfo=UTC)).astimezone(UTC)
+
+    attributes: list[tuple[str, str, str | None]] = []
+    for name, value in sections["attributes"].items():
+        where = f"[attributes] {name}"
+        try:
+            attrs.check_name(name, where)
+        except ValueError as exc:
+            raise error(where, str(exc)) from None
+        kind: str | None = None
+        if isinstance(value, dict):
+            unknown_keys = set(value) - {"column", "type"}
+            if unknown_keys:
+                raise error(where, f"unknown key {sorted(unknown_keys)[0]!r}; expected column, "
+                                   "type")
+            kind = value.get("type")
+            if kind is not None and kind not in attrs.TYPES:
+                raise error(where, f"type must be one of {', '.join(attrs.TYPES)}, not {kind!r}")
+            value = value.get("column")
+        attributes.append((name, _text(value, where, error, "a CSV column name"), kind))
+
+    if "email" in columns:
+        for name in REQUIRED:
+            if name not in columns:
+                raise error(f"[columns] {name}", f"is required with an email column "
+                                                 f"({FIELDS[name]})")
+        if "created_at" not in columns:
+            raise error("[columns] created_at", "is required with an email column (a derived "
+                                                "lead id needs it)")
+        for name in COLUMN_OR_DEFAULT:
+            if name not in columns and name not in defaults:
+                raise error(f"[columns] {name}", f"needs a column, or a value in [defaults] "
+                                                 f"{name} used for every row")
+    else:
+        if "lead_id" not in columns:
+            raise error("[columns] lead_id", "is required without an email column (history "
+                                             "without personal data: an id and an outcome)")
+        for name in PERSONAL:
+            if name in columns:
+                raise error(f"[columns] {name}", "personal data needs [columns] email (the "
+                                                 "person it belongs to)")
     if "status_at" in columns and "status" not in columns and "status" not in defaults:
         raise error("[columns] status_at", "is mapped but status is not")
 
@@ -263,6 +334,7 @@ def parse_mapping(doc: Mapping[str, Any], *, source: str = "mapping") -> ImportM
         company_sizes=sizes, defaults=defaults, datetime_formats=tuple(stamp_formats),
         timezone=tz, list_separator=separator, lead_ids=lead_ids, handover_ms=handover_ms,
         delimiter=delimiter, encoding=encoding, source=source,
+        attributes=tuple(attributes), row_spacing_ms=spacing_ms, start=start,
     )
     # A default goes through the same look-ups as a cell, so a bad one fails here, once.
     checks = {"status": mapping.status, "lawful_basis": mapping.lawful_basis,

@@ -24,6 +24,14 @@ duplicate event ids): the lead id is the row's (a uuid, or with ``[formats] lead
 "crm"`` any CRM id turned into a uuid5), else a uuid5 of the normalised email and the capture
 time; event ids are uuid5s of the lead id and what the event is.
 
+An export without personal data (no email column) is history only: its LeadCaptured carries
+blank identity fields and no consent (there is no person), and the worker keeps it to learn
+from without routing, judging or merging it. Its rows are dated by ``created_at``, or by their
+order (``[formats] row_spacing``: the row on line L at start + (L − 2) × spacing), or not at
+all (every row at ``[formats] start``; training then holds out a stratified random split).
+Custom attributes (``[attributes]``) become the LeadCaptured's ``attributes``, typed by the
+mapping (numbers, yes/no, lists) or by their text.
+
 Every record then passes ``contract.validate``, the check intake applies, so a row either
 imports whole or is rejected whole with a ``RowError`` naming the CSV column. Pure: no I/O.
 """
@@ -38,6 +46,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from streams.core import attributes as attrs
 from streams.core import contract, lifecycle
 from streams.core.contract import EVENT_NAMESPACE, LawfulBasis, LeadStatus, SizeBand, fail
 from streams.errors import ErrorCode, LeadflowError
@@ -158,7 +167,7 @@ def map_row(
     """The records of the CSV row ``cells`` (column → value) on ``line``, each checked by
     ``contract.validate`` as if intake observed it at ``observed_at``; or the first problem."""
     try:
-        records = _records(Row(mapping, cells), correlation_id)
+        records = _records(Row(mapping, cells), correlation_id, line)
         checked = []
         for kind, record, column in records:
             try:
@@ -187,14 +196,41 @@ def _row_error(mapping: ImportMapping, line: int, failure: _Failure) -> RowError
     return RowError(line, str(err.code), where, err.detail)
 
 
-def _records(row: Row, correlation_id: str | None) -> list[tuple[str, Record, str | None]]:
-    """(kind, unvalidated record, the activity column it counts or None), in produce order."""
+def _created(row: Row, line: int) -> datetime:
     mapping = row.mapping
-    try:
+    if "created_at" in mapping.columns:
         created = row.time("created_at")
         if created is None:
             raise fail(ErrorCode.MISSING_FIELD, "capture time is blank", "created_at")
+        return created
+    if mapping.row_spacing_ms:
+        return mapping.start + timedelta(milliseconds=mapping.row_spacing_ms * (line - 2))
+    return mapping.start
+
+
+def _attributes(row: Row) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, column, kind in row.mapping.attributes:
+        try:
+            value = attrs.coerce(row.cells.get(column), kind, column)
+        except ValueError as exc:
+            raise _Failure("lead", fail(ErrorCode.FIELD_MISMATCH, str(exc), column),
+                           column) from None
+        if value is not None:
+            out[name] = value
+    return attrs.to_record(out)
+
+
+def _records(
+    row: Row, correlation_id: str | None, line: int = 2
+) -> list[tuple[str, Record, str | None]]:
+    """(kind, unvalidated record, the activity column it counts or None), in produce order."""
+    mapping = row.mapping
+    try:
+        created = _created(row, line)
         email = row.text("email")
+        if email is None and mapping.personal:
+            raise fail(ErrorCode.MISSING_FIELD, "email is blank", "email")
         lead_id = _lead_id(row, email, created)
         final = row.text("status")
         if final is None and "status" in mapping.columns:
@@ -213,6 +249,9 @@ def _records(row: Row, correlation_id: str | None) -> list[tuple[str, Record, st
         lead = _lead(row, lead_id, email, created, correlation_id)
     except LeadflowError as err:
         raise _Failure("lead", err) from None
+    found = _attributes(row)
+    if found:
+        lead["attributes"] = found
 
     handover = created + timedelta(milliseconds=mapping.handover_ms)
     if final_at is None:
