@@ -116,6 +116,7 @@ class Funnel:
     truth: dict[str, LeadTruth] = field(default_factory=dict)
     emails: set[str] = field(default_factory=set)
     domains: set[str] = field(default_factory=set)
+    attributes: bool = False  # leads carry custom attributes (``simulate.attributes``)
 
 
 def uuid4(rng: random.Random) -> str:

@@ -15,9 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.simulate import catalog as C
+from streams.simulate.attributes import draw as custom_attributes
 from streams.simulate.funnel import (
     ACTIVITY_RATES,
     DAY,
+    EFFECT_SCALE,
     ENGAGEMENT_MEAN_MS,
     HOUR,
     MINUTE,
@@ -134,6 +136,10 @@ def _lead(
     acts.sort(key=_first)
     draw = rng.random()  # decides conversion once the probability at handover is known
     body = _lead_body(f, lead_id, person, email, company, campaign, triggers, t0, intent)
+    shift = 0.0
+    if f.attributes:
+        body["attributes"], effect = custom_attributes(lead_id)
+        shift = EFFECT_SCALE * effect
     sent = [event(t0, "lead", lead_id, dumps(body))]
     delivered = []
     for ms, kind in acts:
@@ -160,7 +166,8 @@ def _lead(
     prospect = Prospect(
         truth, lead_record(body, observed), delivered, [], bad_fit_reason,
         propensity=Propensity(
-            fit_logit(company, person, campaign), acts, "requested_demo" in triggers, draw
+            fit_logit(company, person, campaign) + shift, acts, "requested_demo" in triggers,
+            draw
         ),
         sent=sent,
     )

@@ -31,6 +31,7 @@ def generate(
     policies: Policies | None = None,
     delays: str = "realistic",
     settle_s: float | None = None,
+    attributes: bool = False,
 ) -> Scenario:
     """Simulate ``days`` of funnel ending at ``now`` and return every delivery, in order.
 
@@ -48,7 +49,8 @@ def generate(
     truth allows for in a real-time replay. ``delays`` is how late each source delivers
     (``delays.PROFILES``: "none", "realistic", "heavy"); deliveries are in delivery order,
     so late ones overtake others, and some land after ``now``. The truth says which final
-    verdicts late evidence corrects.
+    verdicts late evidence corrects. ``attributes``: leads carry custom attributes with real
+    signal (``simulate.attributes``); off, nothing changes.
     """
     if leads < 1 or days <= 0 or not 0 <= bad_share < 1 or wall_seconds < 0:
         raise ValueError("need leads >= 1, days > 0, 0 <= bad_share < 1, wall_seconds >= 0")
@@ -69,7 +71,7 @@ def generate(
     try:
         return _generate(
             seed, leads, days, now, bad_share, repeat_share, wall_seconds, bad_mix, policies,
-            delays, settle_s,
+            delays, settle_s, attributes,
         )
     finally:
         if gc_was_enabled:
@@ -88,13 +90,14 @@ def _generate(
     policies: Policies,
     delays: str,
     settle_s: float | None,
+    attributes: bool = False,
 ) -> Scenario:
     now_ms = int(now.timestamp() * 1000)
     start_ms = now_ms - int(days * DAY)
     rng = random.Random(seed)
     campaigns = make_campaigns(rng, now)
     f = Funnel(rng, start_ms, now_ms, campaigns, make_reps(rng, policies.routing), policies,
-               Delays(delays, seed))
+               Delays(delays, seed), attributes=attributes)
     handled = build(f, leads, repeat_share)
     events = f.events
     # Event-time order, whatever the delays: ids and bad input are drawn as without them.
