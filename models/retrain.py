@@ -53,6 +53,10 @@ class Outcome:
     threshold: float | None = None  # in force (score points); a promotion leaves it
     metrics: dict[str, float] = field(default_factory=dict)
     advice: dict[str, Any] | None = None  # see threshold_advice
+    # How the holdout was drawn: "time" (the latest share) or "stratified-random" (history
+    # without dates); for kind "auto", both candidates' holdout ROC AUC and the choice.
+    split: str | None = None
+    auto: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,13 +94,16 @@ def threshold_advice(
     current: float,
     contract: Contract,
     policy: ModelPolicy,
+    period_ms: float | None = None,
 ) -> dict[str, Any]:
     """The threshold ``model`` should run at, from the recent examples: the recommendation,
-    why, what changes against ``current`` and the command that applies it."""
+    why, what changes against ``current`` and the command that applies it. ``period_ms``:
+    the time the examples cover, when their times cannot tell (history without dates)."""
     from models import thresholds
 
-    window = recent(examples, policy.window_days)
-    probabilities, labels, window_ms = thresholds.from_examples(window, model)
+    window = examples if period_ms else recent(examples, policy.window_days)
+    probabilities, labels, window_ms = thresholds.from_examples(window, model,
+                                                                window_ms=period_ms)
     rows = thresholds.table(probabilities, window_ms, labels)
     rec = thresholds.recommend(
         rows, min_mqls_per_month=contract.min_mqls_per_month,
@@ -216,7 +223,8 @@ def retrain(settings: Settings, *, by: str, now_ms: int | None = None) -> Outcom
             outcome = Outcome(
                 PROMOTED if verdict.promote else REJECTED, verdict.reason, **base,
                 version=version, champion=registry.champion(), metrics=result.metrics(),
-                advice=advice,
+                advice=advice, split=result.params.get("split"),
+                auto=result.params.get("auto"),
             )
     except Exception as exc:  # a failed retrain must say why and leave the champion
         outcome = Outcome(FAILED, f"{type(exc).__name__}: {exc}", **base)

@@ -211,10 +211,11 @@ def from_examples(
     examples), rescored with ``model``. Leads held back (no lawful basis) are left out:
     they are not handed over, whatever the threshold (imported history excepted: sales had
     it). Without ``window_ms`` the window is the
-    span of their ``scored_at``."""
+    longer span of their ``scored_at`` and their ``handed_over_at``."""
     probabilities: list[float] = []
     labels: list[int | None] = []
     times: list[int] = []
+    handed: list[int] = []
     for e in examples:
         features = e.get("features")
         # History was handed over in its own past, whatever leadflow's rules say now.
@@ -225,10 +226,16 @@ def from_examples(
         labels.append(int(label) if label in (0, 1) else None)
         if e.get("scored_at") is not None:
             times.append(int(e["scored_at"]))
+        if e.get("handed_over_at") is not None:
+            handed.append(int(e["handed_over_at"]))
     if window_ms is None:
-        if len(times) < 2 or max(times) == min(times):
-            raise ValueError("cannot tell the window from scored_at: pass window_ms")
-        window_ms = float(max(times) - min(times))
+        # Imported history may be scored at one moment yet span months of handovers.
+        spans = [max(t) - min(t) for t in (times, handed) if len(t) >= 2]
+        if not spans or max(spans) <= 0:
+            raise ValueError("cannot tell the window, the period these leads cover (none "
+                             "scored or handed over at different times, e.g. history "
+                             "imported without dates): pass the period (--period 90d)")
+        window_ms = float(max(spans))
     return probabilities, labels, window_ms
 
 

@@ -197,8 +197,16 @@ def model_train(as_json: bool) -> None:
     else:
         m = outcome["metrics"]
         if m:
-            click.echo(f"holdout ({int(m['holdout_n'])} leads): ROC AUC {m['roc_auc']:.4f}, "
-                       f"PR AUC {m['pr_auc']:.4f}, Brier {m['brier']:.4f}, ECE {m['ece']:.4f}")
+            how = {"time": "the latest by handover time",
+                   "stratified-random": "a STRATIFIED RANDOM split: the history has no dates"}
+            click.echo(f"holdout ({int(m['holdout_n'])} leads, "
+                       f"{how.get(outcome.get('split') or 'time', outcome.get('split'))}): "
+                       f"ROC AUC {m['roc_auc']:.4f}, PR AUC {m['pr_auc']:.4f}, "
+                       f"Brier {m['brier']:.4f}, ECE {m['ece']:.4f}")
+            auto = outcome.get("auto")
+            if auto:
+                click.echo(f"kind auto: logistic regression ROC AUC {auto['logistic_auc']:.4f}, "
+                           f"gradient boosting {auto['gbm_auc']:.4f} -> {auto['chosen']}")
         for line in advice_lines(outcome):
             click.echo(line)
         if outcome["status"] == PROMOTED:
@@ -221,19 +229,24 @@ def threshold_group() -> None:
 @click.option("--capacity", type=float, default=None,
               help="MQLs sales can work per month (default [model] capacity_per_month).")
 @click.option("--json", "as_json", is_flag=True, help="Print the advice as JSON.")
-def threshold_recommend(capacity: float | None, as_json: bool) -> None:
+@click.option("--period", default=None,
+              help="The time the stored leads cover, e.g. 90d, when their times cannot tell "
+                   "(history imported without dates).")
+def threshold_recommend(capacity: float | None, as_json: bool, period: str | None) -> None:
     """The threshold the model in force should run at, from recent scored leads: expected
     MQLs/month, disqualification rate and conversions, and what changes if it is applied.
 
     \b
     Example:
       leadflow threshold recommend --capacity 400
+      leadflow threshold recommend --period 90d
     """
     import dataclasses
 
     from models.examples import ExampleStore
     from models.retrain import threshold_advice
     from streams import policies
+    from streams.core.durations import parse_duration
 
     settings = Settings.load()
     p = policies.load(settings)
@@ -248,8 +261,9 @@ def threshold_recommend(capacity: float | None, as_json: bool) -> None:
             "or simulated leads (leadflow up --demo), or load history (leadflow import)"
         )
     try:
+        period_ms = None if period is None else parse_duration(period)
         advice = threshold_advice(examples, model, current=p.scoring.threshold,
-                                  contract=p.contract, policy=policy)
+                                  contract=p.contract, policy=policy, period_ms=period_ms)
     except ValueError as exc:
         raise click.ClickException(f"no recommendation: {exc}") from exc
     if as_json:
