@@ -163,7 +163,8 @@ def _metric_cols(metrics: Mapping[str, Any]) -> dict[str, float | None]:
 
 def live_weights(a: Archive, m: ModelContext, top: int = 20) -> tuple[str, pl.DataFrame]:
     """(which model, its weights by size): the registry's champion, else the latest model
-    published on models.scoring, else the configured points table."""
+    published on models.scoring, else the configured points table. ``source`` tells a
+    team's custom attributes (``attr:...``) from leadflow's own fields."""
     registry = _registry(m.registry_root)
     champion = registry.champion()
     if champion is not None:
@@ -179,6 +180,9 @@ def live_weights(a: Archive, m: ModelContext, top: int = 20) -> tuple[str, pl.Da
                                                                 weights.values()]},
                          schema={"feature": pl.String, "weight": pl.Float64})
     frame = frame.sort(pl.col("weight").abs(), descending=True).head(top)
+    frame = frame.with_columns(
+        source=pl.when(pl.col("feature").str.starts_with("attr:"))
+        .then(pl.lit("custom attribute")).otherwise(pl.lit("leadflow field")))
     return name, frame
 
 

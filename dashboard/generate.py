@@ -170,6 +170,7 @@ def _captured(leads: pl.DataFrame) -> pl.DataFrame:
         occurred_at=synth.ms_to_dt(pl.col("captured_ms")),
         source_system=pl.lit("hubspot"),
         correlation_id=pl.lit(None, pl.String),
+        attributes=pl.lit("{}"),
     )
     return synth.envelope(df, "LeadCaptured", observed_ms=pl.col("occurred_at")
                           .dt.epoch("ms") + 40)
@@ -206,6 +207,7 @@ def _activity_frame(rng: np.random.Generator, acts: pl.DataFrame) -> pl.DataFram
         occurred_at=synth.ms_to_dt(pl.col("at")),
         source_system=pl.lit("marketo"),
         correlation_id=pl.lit(None, pl.String),
+        attributes=pl.lit("{}"),
     )
     lag = synth.lognormal_ms(rng, 60.0, 1.0, n)
     return synth.envelope(df, "ActivityRecorded",

@@ -54,7 +54,7 @@ def render(f: Filters) -> None:
         st.code(ex["command"], language="bash")
 
     st.subheader(f"Feature weights of the live model ({q['live_model']})")
-    st.altair_chart(charts.bars(q["weights"], "feature", "weight", horizontal=True),
+    st.altair_chart(charts.bars(q["weights"], "feature", "weight", "source", horizontal=True),
                     width="stretch", height=max(240, 28 * q["weights"].height + 60))
 
 
