@@ -86,7 +86,9 @@ class ExportBench:
 
 
 def run_export_bench(export: Path, mapping_path: Path, settings: Any, *, seed: int = 0,
-                     progress: Any = None) -> ExportBench:
+                     progress: Any = None, gbm: bool = True) -> ExportBench:
+    """The bench (see module doc); ``gbm`` False leaves gradient boosting out (it is the
+    slow one)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     from models.features import FeatureSpace
@@ -119,8 +121,10 @@ def run_export_bench(export: Path, mapping_path: Path, settings: Any, *, seed: i
     )
     space = FeatureSpace.of(p.scoring)
     results = {}
-    for kind, name in ((LOGISTIC, "leadflow logistic regression"),
-                       (GBM, "leadflow gradient boosting (calibrated)")):
+    kinds = [(LOGISTIC, "leadflow logistic regression")]
+    if gbm:
+        kinds.append((GBM, "leadflow gradient boosting (calibrated)"))
+    for kind, name in kinds:
         say(f"training {name}")
         started = time.perf_counter()
         result = fit(train_set, holdout, kind=kind, space=space, seed=seed)
@@ -142,7 +146,7 @@ def run_export_bench(export: Path, mapping_path: Path, settings: Any, *, seed: i
     points = evaluate_model(p.model, holdout)
     bench.lines.append(Line(f"points model ({p.model.version})", points.roc_auc, points.pr_auc,
                             None, 0.0, "a ranking: no probabilities"))
-    bench.advice, bench.period_days = _advice(ordered, results[LOGISTIC], mapping, p, settings)
+    bench.advice, bench.period_days = _advice(ordered, results[LOGISTIC], mapping, p, summary.rows)
     return bench
 
 
@@ -222,7 +226,7 @@ def _baseline(columns: list[tuple[str, str | None]], cells: dict[str, list[str]]
 
 
 def _advice(ordered: list[Any], result: Any, mapping: Any, p: Any,
-            settings: Any) -> tuple[dict[str, Any] | None, float | None]:
+            rows: int) -> tuple[dict[str, Any] | None, float | None]:
     from models import thresholds
     from models.retrain import DAY_MS
     from models.scorer import LinearModel
@@ -230,7 +234,7 @@ def _advice(ordered: list[Any], result: Any, mapping: Any, p: Any,
     if result.weights is None:
         return None, None
     model = LinearModel("bench-export", result.weights, result.intercept or 0.0, result.space)
-    window = history_window_ms(ordered, mapping)
+    window = history_window_ms(ordered, mapping, rows)
     if window is None:
         return {"recommended": None, "reason": "the export has no dates and no row_spacing: "
                 "pass the period it covers (leadflow threshold recommend --period)"}, None
@@ -241,10 +245,10 @@ def _advice(ordered: list[Any], result: Any, mapping: Any, p: Any,
     return {"recommended": rec.threshold, "reason": rec.reason}, window / DAY_MS
 
 
-def history_window_ms(examples: list[Any], mapping: Any) -> float | None:
+def history_window_ms(examples: list[Any], mapping: Any, rows: int) -> float | None:
     """The period a history covers: its creation times' span, or rows × row spacing."""
     if mapping.row_spacing_ms:
-        return float(len(examples) * mapping.row_spacing_ms)
+        return float(rows * mapping.row_spacing_ms)
     times = [int(e["handed_over_at"]) for e in examples]
     span = max(times) - min(times)
     return float(span) if span > 0 else None

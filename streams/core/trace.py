@@ -64,6 +64,23 @@ class StepKind(StrEnum):
     SLA = "SLA"
 
 
+def _attributes(record: dict[str, Any]) -> dict[str, Any]:
+    # Custom attributes, when the record has any, as one short line ("origin=API visits=3").
+    found = record.get("attributes")
+    if not found:
+        return {}
+    text = " ".join(f"{k}={_shown(v)}" for k, v in sorted(found.items()) if v is not None)
+    return {"attributes": text[:400]}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return "|".join(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def _lead_detail(record: dict[str, Any]) -> dict[str, Any]:
     attribution = record.get("attribution") or {}
     return {
@@ -71,7 +88,7 @@ def _lead_detail(record: dict[str, Any]) -> dict[str, Any]:
         "company_size": record.get("company_size"),
         "region": record.get("region"),
         "campaign_id": attribution.get("campaign_id"),
-    }
+    } | _attributes(record)
 
 
 def _activity_detail(record: dict[str, Any]) -> dict[str, Any]:
@@ -90,7 +107,7 @@ def _activity_detail(record: dict[str, Any]) -> dict[str, Any]:
             props = {}
         detail.update(meeting=props.get("meetingId"), rep=props.get("repId"),
                       starts_at=props.get("startsAt"))
-    return detail
+    return detail | _attributes(record)
 
 
 def _status_detail(record: dict[str, Any]) -> dict[str, Any]:
