@@ -28,6 +28,12 @@ activities (N page views: N events) and how CRM statuses translate ("Closed - Wo
 "CLOSED_WON"). Each row becomes a LeadCaptured, its activities, and its status history
 along the lifecycle (MQL at the handover, then on to the final status).
 
+An export without personal data (no email column) needs only an id and an outcome: it is
+history to learn from, never routed, judged or identity-merged. Its other columns become
+custom attributes ([attributes] "name" = "column"), and its rows are dated by a created_at
+column, by row order ([formats] row_spacing = "15m") or not at all (training then holds out
+a stratified random split). Only the columns the mapping names are read.
+
 Every record is checked by the contract intake applies before anything is produced. A row
 that fails is reported as "line N: CODE column: reason", written to EXPORT.rejected.csv
 (line, error, then the row as it was) and skipped; never dropped silently. Ids are
@@ -47,6 +53,7 @@ Examples:
   leadflow import {EXAMPLES / "example-export.csv"} \\
       --mapping {EXAMPLES / "example-mapping.toml"} --dry-run
   leadflow import crm-leads.csv -m crm-mapping.toml --strict
+  leadflow import history.csv -m history-mapping.toml   # id, outcome, attributes only
 """
 
 
