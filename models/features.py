@@ -87,8 +87,17 @@ class FeatureSpace:
             enc = encoders.get(attr)
             if enc is None:
                 continue  # not fitted on it: outside the vocabulary
+            kind = enc["type"]
+            if kind in _RETYPED and eq:  # declared so, but sent as text (CRM properties)
+                typed = _retyped(kind, item)
+                if typed is None:
+                    continue
+                if kind == attrs.BOOLEAN:
+                    out[f"{attrs.PREFIX}{attr}={'true' if typed else 'false'}"] = 1.0
+                    continue
+                value, eq = float(typed), ""
             if not eq:
-                if enc["type"] == attrs.NUMERIC:
+                if kind == attrs.NUMERIC:
                     _numeric(enc, attr, value, out)
                 continue
             keep = enc.get("keep")
@@ -108,6 +117,11 @@ class FeatureSpace:
             for name, value in attrs.values(state).items():
                 kind = specs[name].type if name in specs else attrs.type_of(value)
                 kinds.setdefault(name, kind)
+                if kind in _RETYPED and isinstance(value, str):
+                    typed = _retyped(kind, value)
+                    if typed is None:
+                        continue
+                    value = typed
                 if isinstance(value, bool):
                     items.setdefault(name, Counter())["true" if value else "false"] += 1
                 elif isinstance(value, int | float):
@@ -166,6 +180,16 @@ class FeatureSpace:
             tuple(attrs.Spec.from_dict(s) for s in data.get("attributes") or ()),
             _frozen_encoders(data.get("encoders") or {}),
         )
+
+
+_RETYPED = frozenset({attrs.NUMERIC, attrs.BOOLEAN})
+
+
+def _retyped(kind: str, text: str) -> float | bool | None:
+    try:
+        return attrs.coerce(text, kind, "")  # type: ignore[return-value]
+    except ValueError:
+        return None  # not of its declared type: left out, as an unknown feature is
 
 
 def _frozen_encoders(encoders: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

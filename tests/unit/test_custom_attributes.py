@@ -199,3 +199,15 @@ def test_history_without_personal_data_is_accepted_only_from_an_import() -> None
     assert features.missing_context(state)[:3] == ["email", "names", "company"]
     with pytest.raises(LeadflowError):
         contract.validate("lead", _anonymous("api"), observed_at=NOW, max_skew=SKEW)
+
+
+def test_declared_types_win_over_text_sent_by_a_crm() -> None:
+    space = FeatureSpace(attributes=attrs.specs_from_config({
+        "seconds": {"type": "numeric"}, "flag": {"type": "boolean"}}))
+    typed = [features.update(None, "lead", _lead(seconds=float(s), flag=s > 2))
+             for s in range(5)]
+    texts = [features.update(None, "lead", _lead(seconds=str(s), flag="Yes" if s > 2 else "no"))
+             for s in range(5)]
+    fitted = space.fit(texts)
+    assert fitted.encoders["seconds"]["mean"] == 2.0
+    assert [fitted.vector(t) for t in texts] == [fitted.vector(t) for t in typed]
