@@ -211,3 +211,27 @@ def test_declared_types_win_over_text_sent_by_a_crm() -> None:
     fitted = space.fit(texts)
     assert fitted.encoders["seconds"]["mean"] == 2.0
     assert [fitted.vector(t) for t in texts] == [fitted.vector(t) for t in typed]
+
+
+def test_threshold_window_of_imported_history() -> None:
+    from models import thresholds
+    from models.scorer import LinearModel
+
+    model = LinearModel("v", {"attr:flag=true": 1.0}, 0.0)
+    history = [{**e, "historic": True, "scored_at": 5} for e in _examples(50)]
+    ps, _, window = thresholds.from_examples(history, model)
+    assert len(ps) == 50 and window == 49  # handover times span 49 ms; every lead kept
+    undated = [{**e, "handed_over_at": 7} for e in history]
+    with pytest.raises(ValueError, match="--period"):
+        thresholds.from_examples(undated, model)
+    assert thresholds.from_examples(undated, model, window_ms=90.0)[2] == 90.0
+
+
+def test_the_trace_shows_attributes() -> None:
+    from streams.core import trace
+
+    step = trace.step_from_record("activity", {
+        **_activity(5_000, time_on_site_s=640.0, tags=["a", "b"]),
+        "event_id": "3f6c2a9e-8d1b-4c57-9a0e-2b7d4f1c8e54",
+        "lead_id": "3f6c2a9e-8d1b-4c57-9a0e-2b7d4f1c8e53", "source_system": "api"}, 6_000)
+    assert step["detail"]["attributes"] == "tags=a|b time_on_site_s=640"
