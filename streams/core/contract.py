@@ -267,28 +267,10 @@ def _anonymous_history(out: dict[str, Any]) -> bool:
         email is None or (isinstance(email, str) and not email.strip()))
 
 
-def _check_history(out: dict[str, Any], latest: datetime) -> None:
-    """A lead of imported history without personal data: identity blank, consent optional
-    (there is no person to have consented), the rest checked as for any lead."""
-    for name in ("email", "first_name", "last_name", "company_name", "region"):
-        out[name] = _optional_text(out.get(name), name) or ""
-    for name in ("phone", "job_title"):
-        out[name] = _optional_text(out.get(name), name)
-    out["company_size"] = _symbol(out.get("company_size"), "company_size", _SIZE_BANDS)
-    out["trigger_actions"] = _text_list(out.get("trigger_actions"), "trigger_actions")
-    for name in ("enrichment", "attribution"):
-        if not isinstance(out.get(name), dict):
-            raise fail(ErrorCode.FIELD_MISMATCH, f"{name} must be a record", name)
-    basis = (out.get("consent") or {}).get("lawful_basis")
-    out["consent"] = None if basis in (None, "UNKNOWN") else _consent(out.get("consent"), latest)
-
-
 def _check_lead(out: dict[str, Any], latest: datetime) -> None:
     _attributes(out)
-    if _anonymous_history(out):
-        _check_history(out, latest)
-        return
-    out["email"] = normalise_email(out.get("email"))
+    # History without personal data has no person: no email to check (and none to merge by).
+    out["email"] = "" if _anonymous_history(out) else normalise_email(out.get("email"))
     # What a real lead may lack is accepted and judged (``features.missing_context``, the
     # MQL contract of the configuration), never rejected: "" is the Avro string's "not known".
     for name in ("first_name", "last_name", "company_name", "region"):

@@ -67,7 +67,12 @@ class StepKind(StrEnum):
 def _attributes(record: dict[str, Any]) -> dict[str, Any]:
     # Custom attributes, when the record has any, as one short line ("origin=API visits=3").
     found = record.get("attributes")
-    if not found:
+    if isinstance(found, str):  # the archive keeps a map as its JSON text
+        try:
+            found = json.loads(found)
+        except ValueError:
+            found = None
+    if not found or not isinstance(found, dict):
         return {}
     text = " ".join(f"{k}={_shown(v)}" for k, v in sorted(found.items()) if v is not None)
     return {"attributes": text[:400]}

@@ -44,7 +44,8 @@ def test_it_imports_with_only_its_own_columns() -> None:
     first = rows[0]
     assert isinstance(first, MappedRow)
     lead = first.records[0][1]
-    assert lead["email"] == "" and lead["consent"] is None
+    assert lead["email"] == "" and (lead["consent"] or {}).get("lawful_basis") in (
+        None, "UNKNOWN")
     assert lead["attributes"]["time_on_site_s"] == 498.0
     assert lead["attributes"]["do_not_email"] is False
     assert rows[1].records[0][1]["occurred_at"] - lead["occurred_at"] == timedelta(minutes=15)

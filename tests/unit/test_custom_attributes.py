@@ -193,9 +193,10 @@ def _anonymous(source: str) -> dict:
 
 def test_history_without_personal_data_is_accepted_only_from_an_import() -> None:
     record = contract.validate("lead", _anonymous("import"), observed_at=NOW, max_skew=SKEW)
-    assert record["email"] == "" and record["consent"] is None
+    assert record["email"] == ""
     assert record["attributes"] == {"origin": "API"}
     state = features.update(None, "lead", record)
+    assert state["consent"] is False and not state["has_email"]
     assert features.missing_context(state)[:3] == ["email", "names", "company"]
     with pytest.raises(LeadflowError):
         contract.validate("lead", _anonymous("api"), observed_at=NOW, max_skew=SKEW)
