@@ -230,6 +230,9 @@ def from_examples(
             handed.append(int(e["handed_over_at"]))
     if window_ms is None:
         # Imported history may be scored at one moment yet span months of handovers.
+        if len(probabilities) < 2:
+            raise ValueError(f"cannot tell the window from {len(probabilities)} scored "
+                             "lead(s): too few in the window")
         spans = [max(t) - min(t) for t in (times, handed) if len(t) >= 2]
         if not spans or max(spans) <= 0:
             raise ValueError("cannot tell the window, the period these leads cover (none "
