@@ -2,7 +2,9 @@
 
 Writes answer 202 only after the broker acknowledged the record, 503 with Retry-After when it
 cannot. Every error is RFC 9457 problem+json with the dead-letter topic's error codes, and
-every rejected body also lands in the dead-letter topic.
+every rejected body also lands in the dead-letter topic. In front of every route, the access
+guard (streams.access.guard) checks the API key, its scope and the rate limit before a body
+is read: its refusals (401, 403, 429) are not dead-lettered.
 """
 
 from __future__ import annotations
@@ -83,6 +85,9 @@ def problem(
 
 
 def register(app: Any) -> None:
+    from streams.access import guard
+
+    guard.install(app)
     settings = app.settings
     codec, stats = app.codec, app.stats
     traces = app.tables_by_name["traces"]

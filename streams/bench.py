@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from streams import bench_hubspot, bench_overdue, kafka, policies, topics
+from streams.access.client import headers
 from streams.broker import EmbeddedBroker, free_port
 from streams.settings import Settings
 from streams.views import get_json
@@ -149,16 +150,27 @@ def work_rate(stats: list[dict[str, Any]]) -> float:
     return sum(map(inbound, stats)) / (last - first) if last > first else 0.0
 
 
-def worker_stats(base: str) -> dict[str, Any] | None:
+def bench_key(env: dict[str, str]) -> str:
+    """A key of every scope for the bench's workers (added to their ``env``), with no rate
+    limit: the benches measure the pipeline, not the limiter."""
+    from streams.access import keys
+
+    key = keys.new_key()
+    env["LEADFLOW_API_KEYS"] = keys.configured("bench", keys.SCOPES, key).line()
+    env["LEADFLOW_RATE_LIMIT_KEY"] = "0"
+    return key
+
+
+def worker_stats(base: str, key: str) -> dict[str, Any] | None:
     """GET /v1/stats of a worker, or None while it does not answer 200."""
     try:
-        status, body = get_json(f"{base}/v1/stats", timeout=2)
+        status, body = get_json(f"{base}/v1/stats", timeout=2, key=key)
     except OSError:
         return None
     return body if status == 200 else None
 
 
-def drain(workers: list[tuple[str, subprocess.Popen[bytes]]], expected: int,
+def drain(workers: list[tuple[str, subprocess.Popen[bytes]]], expected: int, key: str,
           timeout: float = 900) -> tuple[float, list[dict[str, Any]]]:
     """Until the workers together have read ``expected`` inbound events and settled; events/s
     from the first event any of them read to the last work any of them did, and each one's
@@ -168,22 +180,22 @@ def drain(workers: list[tuple[str, subprocess.Popen[bytes]]], expected: int,
         for _, proc in workers:
             if proc.poll() is not None:
                 raise RuntimeError(f"benchmark process exited with {proc.returncode}")
-        stats = [worker_stats(base) for base, _ in workers]
+        stats = [worker_stats(base, key) for base, _ in workers]
         got = [s for s in stats if s is not None]
         if len(got) == len(workers) and sum(map(inbound, got)) >= expected:
             # Settled: latency is measured on a pipeline with nothing left to do.
-            settled = [wait_idle(base) for base, _ in workers]
+            settled = [wait_idle(base, key) for base, _ in workers]
             return work_rate(settled), settled
         time.sleep(0.5)
     raise RuntimeError(f"backlog of {expected} not consumed in {timeout:.0f}s")
 
 
-def wait_idle(base: str, timeout: float = 120.0) -> dict[str, Any]:
+def wait_idle(base: str, key: str, timeout: float = 120.0) -> dict[str, Any]:
     """Until every agent (intake and the internal ones: identity, routing, marketing,
     examples) has had nothing to do for two seconds; returns the worker's stats then."""
     deadline, last, still = time.monotonic() + timeout, None, 0
     while True:
-        stats = get_json(f"{base}/v1/stats")[1]
+        stats = get_json(f"{base}/v1/stats", key=key)[1]
         total = stats["received_total"] + stats["internal_total"]
         still = still + 1 if total == last else 0
         if still >= 2 or time.monotonic() > deadline:
@@ -248,7 +260,7 @@ async def _http_latency(
         _watch_routed(settings, set(lead_ids[warmup:]), routed_at, ready)
     )
     await ready.wait()
-    async with aiohttp.ClientSession(base_url=base) as http:
+    async with aiohttp.ClientSession(base_url=base, headers=headers(settings.api_key)) as http:
 
         async def one(lead_id: str, counted: bool) -> None:
             body = _lead_body(lead_id, datetime.now(UTC))
@@ -335,6 +347,7 @@ def _run(settings: Settings, events: int, rate: float, seconds: float, tmp: str)
                "LEADFLOW_SCHEMA_REGISTRY_URL": "",
                "LEADFLOW_SCHEMA_REGISTRY_FILE": settings.schema_registry_file,
                "LEADFLOW_HUBSPOT_CLIENT_SECRETS": bench_hubspot.SECRET}
+        settings = settings.replace(api_key=bench_key(env))
         rates = {}
         for kind in ("bare", "worker"):
             port = free_port()
@@ -343,7 +356,8 @@ def _run(settings: Settings, events: int, rate: float, seconds: float, tmp: str)
             proc = _start(kind, proc_env, Path(tmp) / f"{kind}.log")
             try:
                 print(f"bench: {kind} consuming the backlog", file=sys.stderr)
-                rates[kind] = drain([(f"http://127.0.0.1:{port}", proc)], sent)[0]
+                rates[kind] = drain([(f"http://127.0.0.1:{port}", proc)], sent,
+                                    settings.api_key)[0]
                 if kind == "worker":
                     print(f"bench: HTTP-to-trace at {rate:.0f} req/s for {seconds:.0f}s",
                           file=sys.stderr)

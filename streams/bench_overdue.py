@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streams import kafka, topics
+from streams.access.client import headers
 from streams.settings import Settings
 
 _JSON = {"Content-Type": "application/json"}  # the API answers 415 to anything else
@@ -58,7 +59,7 @@ async def overdue_latency(settings: Settings, base: str, seconds: float, grace_m
     await ready.wait()
     window = timedelta(minutes=15) + timedelta(milliseconds=grace_ms)
     now, start = datetime.now(UTC), time.monotonic()
-    async with aiohttp.ClientSession(base_url=base) as http:
+    async with aiohttp.ClientSession(base_url=base, headers=headers(settings.api_key)) as http:
         for i, lead_id in enumerate(lead_ids):
             due_in = 2.0 + (seconds - 2.0) * i / leads  # spread over the phase
             # Each a second before its deadline passes: one at a time beside the phase's

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from streams import topics
-from streams.bench import _fill_backlog, _start, drain, worker_stats
+from streams.bench import _fill_backlog, _start, bench_key, drain, worker_stats
 from streams.broker import EmbeddedBroker, free_port, stop_process
 from streams.kafka import ensure_topics
 from streams.settings import Settings
@@ -140,6 +140,7 @@ class _Bench:
             "LEADFLOW_RETRAIN_EVERY_S": "0", "LEADFLOW_RETRAIN_AFTER_LABELS": "0",
             "LEADFLOW_ARCHIVE": "false",
         }
+        self.key = bench_key(self.env)
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, name: str, app_id: str, **env: str) -> tuple[str, subprocess.Popen[bytes]]:
@@ -216,7 +217,7 @@ def _scale_run(settings: Settings, tmp: Path, broker: EmbeddedBroker, events: in
         pids = [proc.pid for _, proc in workers] + [broker.proc.pid if broker.proc else None]
         before = [cpu_seconds(pid) for pid in pids]
         sent = asyncio.run(_fill_backlog(bench.settings, events))
-        rate = drain(workers, sent)[0]
+        rate = drain(workers, sent, bench.key)[0]
         after = [cpu_seconds(pid) for pid in pids]
     finally:
         bench.stop_all()
@@ -279,7 +280,7 @@ def run_recovery_bench(settings: Settings, events: int, store: str) -> RecoveryR
             app_id = f"bench-recovery-{uuid.uuid4().hex[:6]}"
             base, proc = bench.start("fill", app_id, **env)
             _say(f"one worker ({store}) filling its tables")
-            leads = int(drain([(base, proc)], sent)[1][0]["leads_traced"])  # settled
+            leads = int(drain([(base, proc)], sent, bench.key)[1][0]["leads_traced"])  # settled
             bench.stop(proc)
             records = asyncio.run(_changelog_records(bench.settings, app_id))
             # An empty worker (a group of its own, nothing to recover): the start-up cost.
@@ -293,7 +294,7 @@ def run_recovery_bench(settings: Settings, events: int, store: str) -> RecoveryR
             base, proc = bench.start("recover", app_id, **env)
             _wait_ready(base, proc)
             ready = time.monotonic() - t0
-            recovered = worker_stats(base) or {}
+            recovered = worker_stats(base, bench.key) or {}
             if recovered.get("leads_traced") != leads:
                 raise RuntimeError(f"recovered {recovered.get('leads_traced')} of {leads} leads")
             bench.stop(proc)

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from streams.cli_keys import keys_group
 from streams.cli_models import model_group, threshold_group
 from streams.importing.command import import_command
 from streams.settings import Settings
@@ -120,6 +121,7 @@ def trace(lead_id: str, url: str | None, as_json: bool) -> None:
       leadflow trace salesforce:Lead:00Q5g00000ExAmp1EA
     """
     from streams.connectors.records import external_lead_id
+    from streams.access.client import client_key
     from streams.views import fetch_trace, render_trace
 
     source, _, rest = lead_id.partition(":")
@@ -128,7 +130,7 @@ def trace(lead_id: str, url: str | None, as_json: bool) -> None:
         lead_id = external_lead_id(source, kind, object_id)
     settings = Settings.load()
     base = url or f"http://{settings.web_host}:{settings.web_port}"
-    status, body = fetch_trace(base, lead_id)
+    status, body = fetch_trace(base, lead_id, key=client_key(settings))
     if as_json:
         click.echo(json.dumps(body, indent=2))
     elif status != 200:
@@ -298,7 +300,10 @@ def simulate(
         if not settings.webhook_secrets:
             raise click.ClickException("set LEADFLOW_WEBHOOK_SECRETS to sign CRM webhooks")
         base = url or f"http://{settings.web_host}:{settings.web_port}"
-        report = run_async(send_http(scenario, base, settings.webhook_secrets[0], rate=rate))
+        from streams.access.client import client_key
+
+        report = run_async(send_http(scenario, base, settings.webhook_secrets[0], rate=rate,
+                                     api_key=client_key(settings)))
     else:
         codec = Codec(make_registry(settings), settings.max_record_bytes)
         report = run_async(send_kafka(scenario, settings.bootstrap, codec, rate=rate))
@@ -421,8 +426,10 @@ def config() -> None:
         value = getattr(settings, name)
         if name == "webhook_secrets":
             value = f"<{len(value)} secret(s)>"
-        elif name == "notify_secret" and value:
+        elif name in ("notify_secret", "api_key") and value:
             value = "<set>"
+        elif name == "api_keys":
+            value = f"<{len(value)} key(s): {', '.join(v.split(':', 1)[0] for v in value)}>"
         click.echo(f"{env:34} {value!r}")
 
 
@@ -454,6 +461,7 @@ def asyncapi(write: bool, as_json: bool) -> None:
 
 
 main.add_command(import_command)
+main.add_command(keys_group)
 main.add_command(model_group)
 main.add_command(threshold_group)
 

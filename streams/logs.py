@@ -7,9 +7,9 @@ has ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``, and ``lead_id`
 work with ``log_context()``.
 
 Every line passes through ``Redactor`` first: e-mail addresses, international phone numbers,
-the values of name, phone, notes and secret-like fields, and the configured webhook secrets
-are replaced, in the message and in tracebacks alike (a contract error's detail quotes the
-bad value).
+the values of name, phone, notes and secret-like fields, API keys (``lfk_…`` and the
+configured client key) and the configured webhook secrets are replaced, in the message and
+in tracebacks alike (a contract error's detail quotes the bad value).
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ _PHONE = re.compile(
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 _WEBHOOK_SECRET = re.compile(r"\bwhsec_[A-Za-z0-9+/=]+")
+_API_KEY = re.compile(r"\blfk_[A-Za-z0-9_-]+")  # streams.access.keys.PREFIX
 # A value: quoted, a list or tuple (a setting of several secrets), or up to a delimiter.
 _VALUE = r"""("[^"]*"|'[^']*'|\[[^\]]*\]|\([^)]*\)|[^\s,;&})\]]+)"""
 # key=value, key: value, "key": "value" and 'key': 'value' (dict reprs, JSON, query strings)
@@ -103,6 +104,7 @@ class Redactor:
             if secret in text:
                 text = text.replace(secret, REDACTED)
         text = _WEBHOOK_SECRET.sub(REDACTED, text)
+        text = _API_KEY.sub(REDACTED, text)
         text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
         text = _EMAIL.sub("<email>", text)
         text = _PHONE.sub("<phone>", text)
@@ -182,7 +184,7 @@ def secrets_of(settings: Any) -> tuple[str, ...]:
         *many("calendly_signing_keys"), *many("chilipiper_secrets"),
         *(s.split(":", 1)[-1] for s in many("generic_secrets")),
     )
-    return (*settings.webhook_secrets, settings.notify_secret, *connectors)
+    return (*settings.webhook_secrets, settings.notify_secret, settings.api_key, *connectors)
 
 
 def formatter(*, json: bool, secrets: Iterable[str] = ()) -> logging.Formatter:

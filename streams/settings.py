@@ -110,6 +110,25 @@ class Settings:
     # their secrets as name:secret (basic auth: name:user:password).
     connector_mappings_dir: str = ""
     generic_secrets: tuple[str, ...] = ()
+    # Access (streams/access). The keys a worker accepts, as "ID:SCOPE[+SCOPE]:SHA256HEX"
+    # lines (`leadflow keys new` prints one; scopes ingest, read, admin); several at once to
+    # rotate. With none, every endpoint but health, the OpenAPI document and the public ones
+    # answers 401: a worker is never open by accident.
+    api_keys: tuple[str, ...] = ()
+    # Ingest endpoints opened to anyone on purpose (a web form posting to /v1/leads).
+    public_endpoints: tuple[str, ...] = ()
+    # The key leadflow's own clients send (`leadflow trace`, `simulate`, the dashboard, the
+    # benches); empty: DATA_DIR/api-key, which `leadflow up` writes when it makes one.
+    api_key: str = ""
+    # Token buckets, requests/s and burst: per key, and per source address for requests
+    # without a valid key (public and signed endpoints, failed attempts). 0: no limit.
+    rate_limit_key: float = 500.0
+    rate_limit_key_burst: int = 1000
+    rate_limit_address: float = 20.0
+    rate_limit_address_burst: int = 40
+    # Behind a trusted reverse proxy, the header it writes the client's address into
+    # (X-Forwarded-For: its last entry is taken); empty trusts no header.
+    client_address_header: str = ""
     # SLA clocks: how often due deadlines are judged, and after how long without events a
     # partition's event-time clock follows the wall clock (a quiet night still breaches).
     sla_tick_s: float = 1.0

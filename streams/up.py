@@ -35,12 +35,12 @@ def _wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 90.
     raise RuntimeError(f"worker not healthy after {timeout:.0f}s")
 
 
-def _wait_drained(base: str, timeout: float = 30.0) -> dict[str, Any]:
+def _wait_drained(base: str, key: str, timeout: float = 30.0) -> dict[str, Any]:
     """Stats once the worker has seen nothing new for a second (the backlog is done)."""
     deadline = time.monotonic() + timeout
     last: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        _, stats = get_json(f"{base}/v1/stats")
+        _, stats = get_json(f"{base}/v1/stats", key=key)
         if last and stats["received_total"] == last["received_total"]:
             return stats
         last = stats
@@ -90,6 +90,34 @@ def port_problem(settings: Settings) -> str | None:
     return None
 
 
+LOCAL_KEY_ID = "leadflow-up"
+
+
+def local_key(settings: Settings, env: dict[str, str]) -> tuple[Settings, str]:
+    """The API key of the processes `up` starts (the simulator, the dashboard, its summary)
+    and of a `leadflow trace` beside it: LEADFLOW_API_KEY, else the one in DATA_DIR/api-key,
+    else a new one written there (mode 0600). The worker accepts it with every scope, besides
+    any LEADFLOW_API_KEYS: `up` is the operator's own laptop or demo. Returns the settings
+    with the key and where it came from, for the banner (never the key itself)."""
+    from streams.access import client, keys
+
+    key = client.client_key(settings)
+    if settings.api_key:
+        where = f"from {client.ENV}"
+    elif key:
+        where = f"in {client.key_file(settings)}"
+    else:
+        key = keys.new_key()
+        where = f"new, in {client.write_key_file(settings, key)}"
+    lines = list(settings.api_keys)
+    if all(keys.parse(line, i).digest != keys.digest(key) for i, line in enumerate(lines, 1)):
+        lines.append(keys.configured(LOCAL_KEY_ID, keys.SCOPES, key).line())
+    env[ENV_PREFIX + "API_KEYS"] = ",".join(lines)
+    env[client.ENV] = key
+    note = f"{where} (scopes ingest, read, admin; send it as Authorization: Bearer KEY)"
+    return settings.replace(api_keys=tuple(lines), api_key=key), note
+
+
 def run_up(
     settings: Settings, *, demo: bool, exit_after: float | None, leads: int, seed: int
 ) -> int:
@@ -103,6 +131,7 @@ def run_up(
     signal.signal(signal.SIGINT, _interrupt)
     settings.data_path.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
+    settings, key_note = local_key(settings, env)
     if demo and not settings.webhook_secrets:
         # The demo signs its own CRM webhooks; a real CRM gets LEADFLOW_WEBHOOK_SECRETS.
         secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
@@ -123,6 +152,7 @@ def run_up(
             print(f"broker   {s.bootstrap} ({where})")
             print(f"API      {base}   (OpenAPI: {base}/v1/openapi.json)")
             print(f"worker   log in {log}")
+            print(f"key      {key_note}")
             dashboard = _start_dashboard(s, env)
             # A plain `leadflow trace` asks the API where LEADFLOW_WEB_PORT says, not --web-port.
             away = s.web_port != Settings.load().web_port
@@ -140,7 +170,7 @@ def run_up(
                 return 0
             if sim is not None:
                 sim.join(timeout=30)
-            return _summary(base, sim, layout.archive_root(s))
+            return _summary(base, s.api_key, sim, layout.archive_root(s))
         finally:
             for proc, wait in ((dashboard, 10), (worker, 30)):
                 if proc is not None:
@@ -176,7 +206,7 @@ class _Demo(threading.Thread):
             write_truth(self.scenario, self.settings.data_path / "truth.jsonl")
             self.report = asyncio.run(send_http(
                 self.scenario, self.base, self.settings.webhook_secrets[0],
-                progress=sys.stderr.isatty(),
+                progress=sys.stderr.isatty(), api_key=self.settings.api_key,
             ))
         except BaseException as exc:  # reported in the summary, never silently lost
             self.error = exc
@@ -194,8 +224,8 @@ def _start_demo(
     return demo
 
 
-def _summary(base: str, demo: _Demo | None, archive_root: Any = None) -> int:
-    stats = _wait_drained(base)
+def _summary(base: str, key: str, demo: _Demo | None, archive_root: Any = None) -> int:
+    stats = _wait_drained(base, key)
     dead = stats["dead_letters"]
     print("\nsummary")
     inbound = sum(stats["received"].get(t.name, 0) for t in topics.INBOUND)

@@ -8,10 +8,14 @@ import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
+from streams.access.client import env_key, headers
 
-def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
+
+def get_json(url: str, timeout: float = 5.0, key: str | None = None) -> tuple[int, Any]:
+    """GET ``url`` with ``key`` (None: LEADFLOW_API_KEY) as its bearer token."""
+    request = urllib.request.Request(url, headers=headers(env_key() if key is None else key))
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as err:
         body = err.read()
@@ -21,8 +25,8 @@ def get_json(url: str, timeout: float = 5.0) -> tuple[int, Any]:
             return err.code, {"code": "HTTP_ERROR", "detail": body.decode(errors="replace")}
 
 
-def fetch_trace(base_url: str, lead_id: str) -> tuple[int, Any]:
-    return get_json(f"{base_url.rstrip('/')}/v1/leads/{lead_id}/trace")
+def fetch_trace(base_url: str, lead_id: str, key: str | None = None) -> tuple[int, Any]:
+    return get_json(f"{base_url.rstrip('/')}/v1/leads/{lead_id}/trace", key=key)
 
 
 def _ts(ms: int | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -27,6 +28,21 @@ hypothesis_settings.load_profile("leadflow")
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
 SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLWxlYWRmbG93LXRlc3Rz"
+# The tests' API key, of every scope: every worker of start_worker accepts it, and clients
+# that read LEADFLOW_API_KEY (get_json, send_http, `leadflow trace`, `leadflow up`) send it.
+API_KEY = "lfk_dGVzdHMtb2YtbGVhZGZsb3ctYWNjZXNzLWtleS0wMQ"
+API_KEYS = f"tests:ingest+read+admin:{hashlib.sha256(API_KEY.encode()).hexdigest()}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _clients_send_the_test_key() -> Iterator[None]:
+    old = os.environ.get("LEADFLOW_API_KEY")
+    os.environ["LEADFLOW_API_KEY"] = API_KEY
+    yield
+    if old is None:
+        os.environ.pop("LEADFLOW_API_KEY", None)
+    else:
+        os.environ["LEADFLOW_API_KEY"] = old
 
 
 @dataclass
@@ -63,6 +79,9 @@ def start_worker(broker: EmbeddedBroker, data_dir: Path, **env: str) -> Worker:
         "LEADFLOW_DATA_DIR": str(data_dir),
         "LEADFLOW_APP_ID": f"leadflow-test-{uuid.uuid4().hex[:8]}",
         "LEADFLOW_WEBHOOK_SECRETS": SECRET,
+        "LEADFLOW_API_KEYS": API_KEYS,
+        # Tests send as fast as they can; the limiter's own tests set their limits.
+        "LEADFLOW_RATE_LIMIT_KEY": "0",
         "LEADFLOW_LOG_LEVEL": "info",
         **env,
     }

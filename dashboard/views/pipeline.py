@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard import charts, data_models, privacy, ui
 from dashboard.data import Filters
+from streams.access.client import client_key
 from streams.views import get_json
 
 PAGE = "Pipeline health"
@@ -19,7 +20,8 @@ def worker_stats() -> tuple[str, dict | None, str | None]:
     s = ui.settings()
     base = s.dashboard_worker_url or f"http://{s.web_host}:{s.web_port}"
     try:
-        status, body = get_json(f"{base.rstrip('/')}/v1/stats", timeout=1.5)
+        status, body = get_json(f"{base.rstrip('/')}/v1/stats", timeout=1.5,
+                                key=client_key(s))
     except OSError as exc:
         return base, None, str(exc)
     return (base, body, None) if status == 200 else (base, None, f"HTTP {status}")
@@ -50,7 +52,8 @@ def render(f: Filters) -> None:
     base, stats, error = worker_stats()
     if stats is None:
         st.warning(f"No worker answers at {base}/v1/stats ({error}): lag unknown. Set "
-                   "LEADFLOW_DASHBOARD_WORKER_URL if it runs elsewhere.")
+                   "LEADFLOW_DASHBOARD_WORKER_URL if it runs elsewhere, and LEADFLOW_API_KEY "
+                   "to a key of scope read if it answers 401 or 403.")
     else:
         lag = data_models.consumer_lag(stats)
         if not lag.is_empty():

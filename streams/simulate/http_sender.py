@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
+from streams.access.client import env_key
+from streams.access.client import headers as key_headers
 from streams.simulate.model import Delivery, Scenario
 from streams.simulate.report import Pacer, Progress, SendReport, judge
 from streams.webhooks import sign
@@ -15,6 +17,8 @@ if TYPE_CHECKING:
 
 PATHS = {"lead": "/v1/leads", "activity": "/v1/activities", "crm": "/v1/webhooks/crm"}
 MAX_RETRY_AFTER_S = 30.0
+# A 429 is the API asking to slow down, not a failure: waited out this many times per delivery.
+MAX_RATE_LIMITED = 1000
 
 
 async def send_http(
@@ -28,6 +32,7 @@ async def send_http(
     realtime: bool = True,
     max_retries: int = 5,
     timeout_s: float = 30.0,
+    api_key: str | None = None,
 ) -> SendReport:
     """POST every delivery (Kafka-only ones skipped) and return what came back.
 
@@ -35,10 +40,14 @@ async def send_http(
     ``wall_seconds`` (and ``realtime``), else as fast as ``rate`` (events/s) and
     ``concurrency`` allow. One lead's deliveries never overtake each other, as on a Kafka
     partition, so only the scenario's deliberate reorderings arrive out of order. A 503 is
-    retried after its Retry-After. ``secret`` is a Standard Webhooks secret (``whsec_...``).
+    retried after its Retry-After, a 429 (rate limited) too without counting as an attempt.
+    ``secret`` is a Standard Webhooks secret (``whsec_...``), ``api_key`` the API key sent as
+    a bearer token (scope ingest; None: LEADFLOW_API_KEY).
     """
     import aiohttp
 
+    if api_key is None:
+        api_key = env_key()
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     base = base_url.rstrip("/")
@@ -56,7 +65,7 @@ async def send_http(
         try:
             if before is not None:
                 await asyncio.wait([before])
-            status, body = await _post(session, base, d, secret, max_retries, report)
+            status, body = await _post(session, base, d, secret, max_retries, report, api_key)
             judge(index, d, status, body, report)
             if status is None:
                 report.errors += 1
@@ -102,27 +111,34 @@ async def _post(
     secret: str,
     max_retries: int,
     report: SendReport,
+    api_key: str = "",
 ) -> tuple[int | None, bytes]:
     import aiohttp
 
     url = base + PATHS[d.channel]
-    for attempt in range(max_retries + 1):
+    attempt = limited = 0
+    while True:
         # Signed at send time: the receiver's tolerance (5 min) is about when it was sent.
         headers = sign(secret, d.webhook_id, d.body)
         headers["Content-Type"] = "application/json"
+        headers.update(key_headers(api_key))
         try:
             async with session.post(url, data=d.body, headers=headers) as resp:
                 body = await resp.read()
-                if resp.status != 503 or attempt == max_retries:
+                if resp.status == 429 and limited < MAX_RATE_LIMITED:
+                    limited += 1
+                elif resp.status != 503 or attempt == max_retries:
                     return resp.status, body
+                else:
+                    attempt += 1
                 wait = _retry_after(resp.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError) as exc:
             if attempt == max_retries:
                 return None, f"{type(exc).__name__}: {exc}".encode()
             wait = min(MAX_RETRY_AFTER_S, 0.25 * 2**attempt)
+            attempt += 1
         report.retries += 1
         await asyncio.sleep(wait)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _retry_after(value: str | None) -> float:

@@ -13,17 +13,20 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams import topics, webhooks
+from streams.access.client import headers as client_headers
 from streams.codec import Codec
 from streams.registry import FileRegistry
-from tests.conftest import EXAMPLES, SECRET, Worker
+from tests.conftest import API_KEY, EXAMPLES, SECRET, Worker
 
 pytestmark = pytest.mark.integration
 
 
 def post(base: str, path: str, body: bytes, headers: dict[str, str] | None = None):
+    """POST with the tests' API key (conftest.API_KEY) unless ``headers`` say otherwise."""
     req = urllib.request.Request(
         base + path, data=body, method="POST",
-        headers={"Content-Type": "application/json", **(headers or {})},
+        headers={"Content-Type": "application/json", **client_headers(API_KEY),
+                 **(headers or {})},
     )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:

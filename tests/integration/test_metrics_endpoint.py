@@ -10,8 +10,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams import policies, topics
+from streams.access.client import headers as client_headers
 from streams.views import get_json
-from tests.conftest import SECRET, Worker, wait_for
+from tests.conftest import API_KEY, SECRET, Worker, wait_for
 from tests.integration.test_intake import example, post, wait_trace
 
 pytestmark = pytest.mark.integration
@@ -20,7 +21,9 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def scrape(worker: Worker) -> tuple[str, Samples]:
-    with urllib.request.urlopen(f"{worker.base_url}/metrics", timeout=10) as resp:
+    request = urllib.request.Request(f"{worker.base_url}/metrics",
+                                     headers=client_headers(API_KEY))
+    with urllib.request.urlopen(request, timeout=10) as resp:
         content_type = resp.headers["Content-Type"]
         text = resp.read().decode()
     samples: Samples = {}

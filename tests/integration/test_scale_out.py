@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 
 from streams import policies, topics
+from streams.access.client import headers as client_headers
 from streams.core.trace import StepKind
 from streams.settings import Settings
 from streams.simulate import DUPLICATE, OK, Scenario, generate
 from streams.simulate.kafka_sender import kafka_plan
 from streams.simulate.truth import kafka_expected_counts
 from streams.views import get_json
-from tests.conftest import Worker, start_worker, stop_worker
+from tests.conftest import API_KEY, Worker, start_worker, stop_worker
 from tests.integration.test_intake import read_topic
 from tests.integration.test_sla_truth import FAST_CLOCK, backlog_verdicts, fill, fresh_broker
 
@@ -124,7 +125,7 @@ def _traces(workers: list[Worker], lead_ids: list[str]) -> dict[str, tuple[int, 
 
     async def fetch() -> None:
         sem = asyncio.Semaphore(8)
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=client_headers(API_KEY)) as http:
 
             async def one(i: int, lead_id: str) -> None:
                 base = workers[i % len(workers)].base_url
