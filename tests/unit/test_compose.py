@@ -282,7 +282,7 @@ def check_settings_names(c: Compose) -> None:
 def check_no_inline_secrets(raw: Compose) -> None:
     for name, service in raw["services"].items():
         for key, value in env_of(service).items():
-            if re.search(r"SECRET|PASSWORD|TOKEN", key):
+            if re.search(r"SECRET|PASSWORD|TOKEN|API_KEY", key):
                 reference = r"\$\{" + key + r"(:?-)?\}"
                 assert re.fullmatch(reference, value), f"{name}: {key} written inline"
 
@@ -298,6 +298,7 @@ def check_dashboard(c: Compose) -> None:
     assert re.search(rf":{port}/_stcore/health(?![\w/])", " ".join(dash["healthcheck"]["test"]))
     url = urlsplit(s.dashboard_worker_url)
     assert url.hostname in workers(c), f"the dashboard asks {url.hostname} for live figures"
+    assert "LEADFLOW_API_KEY" in env_of(dash), "the worker answers /v1/stats to a key only"
 
 
 def check_ports_on_loopback(c: Compose) -> None:
@@ -430,6 +431,8 @@ BROKEN = [
     ("a typo in a setting", _set("services.worker-1.environment.LEADFLOW_STOR", "rocksdb"),
      check_settings_names),
     ("inline secret", _set("services.worker-1.environment.LEADFLOW_WEBHOOK_SECRETS", "whsec_x"),
+     check_no_inline_secrets),
+    ("inline API key", _set("services.dashboard.environment.LEADFLOW_API_KEY", "lfk_x"),
      check_no_inline_secrets),
     ("dashboard on loopback", _set("services.dashboard.environment.LEADFLOW_DASHBOARD_HOST",
                                    "127.0.0.1"), check_dashboard),

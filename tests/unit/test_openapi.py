@@ -45,3 +45,21 @@ def test_a_body_without_its_lead_id_does_not_fit() -> None:
     del body["leadId"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(body, schema("LeadCaptured"))
+
+
+def test_each_operation_documents_the_access_it_needs() -> None:
+    from streams.access import rules
+
+    table = rules.Endpoints()
+    for path, ops in DOC["paths"].items():
+        need = table.need(path)
+        for op in ops.values():
+            if need == rules.OPEN:
+                assert op["security"] == [], path
+                assert not {"403", "429"} & set(op["responses"]), path
+                continue
+            assert op["security"] == [{"bearerKey": [need.scope]}, {"headerKey": [need.scope]}]
+            assert {"401", "403", "429"} <= set(op["responses"]), path
+    limited = DOC["components"]["responses"]["RateLimited"]
+    assert "Retry-After" in limited["headers"]
+    assert "WWW-Authenticate" in DOC["components"]["responses"]["Unauthenticated"]["headers"]
