@@ -146,3 +146,27 @@ def test_the_process_config_sends_redacted_json_to_stderr(capsys) -> None:
     (entry,) = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert entry["message"] == "posting with <redacted>"
     assert (entry["logger"], entry["correlation_id"]) == ("streams.agents.notify", "req-9")
+
+
+def test_api_keys_never_appear(capsys) -> None:
+    from streams.access import keys
+
+    client_key, other = "a-client-key-not-shaped-like-ours", keys.new_key()
+    settings = Settings.load(env={"LEADFLOW_LOG_FORMAT": "json", "LEADFLOW_API_KEY": client_key})
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure(settings, "info")
+        log = logging.getLogger("streams.access.guard")
+        log.info("sending %s", client_key)
+        log.info("got %s", other)
+        log.info("headers {'X-API-Key': '%s'}", other)
+        log.info("api_key: %s, token=%s", other[4:], other[4:])
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:], root.level = saved
+    text = capsys.readouterr().err
+    assert len(text.splitlines()) == 4 and "<redacted>" in text
+    for secret in (client_key, other, other[4:]):
+        assert secret not in text, text
