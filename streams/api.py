@@ -254,7 +254,7 @@ def register(app: Any) -> None:
 
     from streams import api_admin
 
-    api_admin.register(app)  # POST /v1/admin/erasures, behind the admin token
+    api_admin.register(app)  # POST /v1/admin/erasures, to keys of scope admin
 
     @app.page("/v1/health")
     class Health(View):

@@ -1,46 +1,22 @@
 """Admin endpoints: ``POST /v1/admin/erasures`` (erase a person, core.erasure).
 
-Protected by an admin bearer token configured as its SHA-256 (``admin_token_sha256``, several
-to rotate); ``admin_caller`` is the one place that decides, so that it can become the access
-model's ``admin`` scope. A rejected body is not dead-lettered: it names the person to erase.
+Routes under ``/v1/admin/`` need an API key of scope ``admin``: the access guard
+(streams.access.guard) refuses every other request before it gets here, and tells the
+handler which key called, for the audit (``key:<id>``). A rejected body is not
+dead-lettered: it names the person to erase.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 from faust.web import Request, Response, View
 
 from streams import erase, topics
+from streams.access.guard import KEY_ID
 from streams.errors import ErrorCode, LeadflowError
-
-
-def admin_caller(hashes: Iterable[str], headers: Mapping[str, str]) -> str | None:
-    """Who calls (``admin:<first 12 hex of the token's hash>``, for the audit), or None when
-    the request carries no configured admin token. Every configured hash is compared, in
-    constant time, whatever matched before."""
-    scheme, _, token = (headers.get("Authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    digest = hashlib.sha256(token.strip().encode()).hexdigest()
-    matched = False
-    for configured in hashes:
-        matched |= hmac.compare_digest(digest, configured.strip().lower())
-    return f"admin:{digest[:12]}" if matched else None
-
-
-def _unauthorised(view: View) -> Response:
-    body = {"type": "urn:leadflow:problem:UNAUTHORIZED", "title": "Admin token required",
-            "status": 401, "code": "UNAUTHORIZED",
-            "detail": "send Authorization: Bearer <admin token> (configured by its SHA-256 "
-                      "in LEADFLOW_ADMIN_TOKEN_SHA256)"}
-    return view.bytes(orjson.dumps(body), content_type="application/problem+json",
-                      status=401, headers={"WWW-Authenticate": 'Bearer realm="leadflow-admin"'})
 
 
 def _subject(body: Any) -> str:
@@ -70,9 +46,7 @@ def register(app: Any) -> None:
     @app.page("/v1/admin/erasures")
     class Erasures(View):
         async def post(self, request: Request) -> Response:
-            caller = admin_caller(settings.admin_token_sha256, request.headers)
-            if caller is None:
-                return _unauthorised(self)
+            caller = f"key:{request[KEY_ID]}"  # the guard let only an admin key through
             try:
                 raw = await request.content.read(settings.max_request_bytes + 1)
                 if len(raw) > settings.max_request_bytes:

@@ -77,10 +77,6 @@ class Settings:
     web_port: int = 8080
     max_request_bytes: int = 262_144
     webhook_secrets: tuple[str, ...] = ()
-    # The admin endpoints (POST /v1/admin/erasures) take a bearer token whose SHA-256 (hex)
-    # is listed here, comma-separated (newest first, to rotate); the token itself is never
-    # configured, stored or logged. Empty: the admin endpoints answer 401 to everyone.
-    admin_token_sha256: tuple[str, ...] = ()
     send_timeout_s: float = 5.0
     # Connectors (POST /v1/connectors/...; README "Connect your systems"). Each secret setting
     # takes several values, comma-separated, newest first, to rotate without downtime.

@@ -10,7 +10,6 @@ cell by cell: its pages are compressed, so its raw bytes would hide a value)."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import subprocess
@@ -26,17 +25,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from dashboard.readcache import ReadCache
 from streams import erase
+from streams.access import keys
 from streams.archive import layout
 from streams.settings import Settings
-from tests.conftest import start_worker, stop_worker, wait_for
+from tests.conftest import API_KEY, API_KEYS, start_worker, stop_worker, wait_for
 from tests.integration.test_intake import post, signed, wait_trace
 from tests.integration.test_replay import replay_cli
 from tests.integration.test_sla_truth import fresh_broker
 
 pytestmark = pytest.mark.integration
 
-TOKEN = f"admin-{uuid.uuid4().hex}"
-TOKEN_SHA = hashlib.sha256(TOKEN.encode()).hexdigest()
+# The admin endpoint wants a key of scope admin; the tests' own key has every scope.
+READ_ONLY = keys.new_key()
 
 
 class Person:
@@ -195,7 +195,7 @@ def cli_erase(env: dict[str, str], subject: str) -> dict[str, Any]:
 
 
 def admin_post(base: str, body: dict[str, Any], token: str | None) -> tuple[int, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = {"Authorization": f"Bearer {token}" if token else ""}
     status, _, answer = post(base, "/v1/admin/erasures", json.dumps(body).encode(), headers)
     return status, answer
 
@@ -208,7 +208,8 @@ def test_an_erased_person_is_in_nothing_leadflow_writes_after_the_erasure(
     at = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
     app_id = f"leadflow-erasure-{uuid.uuid4().hex[:8]}"
     env = {"LEADFLOW_APP_ID": app_id, "LEADFLOW_ARCHIVE_FLUSH_S": "0.5",
-           "LEADFLOW_ADMIN_TOKEN_SHA256": TOKEN_SHA}
+           "LEADFLOW_API_KEYS": f"{API_KEYS},"
+           f"{keys.configured('reader', ['read'], READ_ONLY).line()}"}
 
     with fresh_broker(tmp_path / "first") as broker:
         worker = start_worker(broker, data, **env)
@@ -237,10 +238,11 @@ def test_an_erased_person_is_in_nothing_leadflow_writes_after_the_erasure(
             assert done["status"] == "done" and done["leads"] == [person.lead_id], done
             assert done["files"] >= 4, done  # captured, statuses, activities, dead letter
 
-            # Admin endpoint: only with the token; by lead id, the same person: nothing left.
+            # Admin endpoint: only with an admin key; by lead id, the same person: nothing left.
             assert admin_post(worker.base_url, {"lead_id": person.lead_id}, None)[0] == 401
             assert admin_post(worker.base_url, {"lead_id": person.lead_id}, "wrong")[0] == 401
-            status, answer = admin_post(worker.base_url, {"lead_id": person.lead_id}, TOKEN)
+            assert admin_post(worker.base_url, {"lead_id": person.lead_id}, READ_ONLY)[0] == 403
+            status, answer = admin_post(worker.base_url, {"lead_id": person.lead_id}, API_KEY)
             assert status == 202 and answer["leadId"] == person.lead_id, answer
             again = wait_for("the admin erasure done", lambda: erase.progress(
                 settings, {"erasure_id": answer["erasureId"], "lead_id": person.lead_id}))
@@ -287,4 +289,4 @@ def test_an_erased_person_is_in_nothing_leadflow_writes_after_the_erasure(
     log = [json.loads(line) for line in (archive / "erasures.jsonl").read_text().splitlines()]
     assert {e["kind"] for e in log} >= {"requested", "identity", "erased", "rewritten"}
     assert all(e.get("requested_by") in (None, "dpo@test") or
-               e["requested_by"].startswith("admin:") for e in log)
+               e["requested_by"] == "key:tests" for e in log)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +11,6 @@ import polars as pl
 import pytest
 
 from streams import schemas, topics
-from streams.api_admin import admin_caller
 from streams.archive import layout
 from streams.archive.erasures import Erased, ErasureLog, rewrite
 from streams.archive.writer import Raw, Writer
@@ -93,16 +91,6 @@ def test_mark_is_idempotent_and_drops_the_identity_key() -> None:
     marked, changed = erasure.mark(state, "x", record, 5)
     assert changed and "identity_key" not in marked and marked["erased"]["id"]
     assert erasure.mark(marked, "x", {"erasure_id": "other"}, 6) == (marked, False)
-
-
-def test_admin_caller_takes_only_a_configured_token() -> None:
-    digest = hashlib.sha256(b"s3cret").hexdigest()
-    assert admin_caller([digest], {"Authorization": "Bearer s3cret"}) == f"admin:{digest[:12]}"
-    assert admin_caller(["0" * 64, digest.upper()], {"Authorization": "bearer s3cret"})
-    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic s3cret"},
-                    {"Authorization": "Bearer "}):
-        assert admin_caller([digest], headers) is None
-    assert admin_caller([], {"Authorization": "Bearer s3cret"}) is None
 
 
 def _archive(tmp_path: Path, codec: Codec, lead_id: str, other: str,
