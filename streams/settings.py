@@ -108,7 +108,7 @@ class Settings:
     generic_secrets: tuple[str, ...] = ()
     # Access (streams/access). The keys a worker accepts, as "ID:SCOPE[+SCOPE]:SHA256HEX"
     # lines (`leadflow keys new` prints one; scopes ingest, read, admin); several at once to
-    # rotate. With none, every endpoint but health, the OpenAPI document and the public ones
+    # rotate. With none, every endpoint but health, the API documents and the public ones
     # answers 401: a worker is never open by accident.
     api_keys: tuple[str, ...] = ()
     # Ingest endpoints opened to anyone on purpose (a web form posting to /v1/leads).

@@ -2,7 +2,7 @@
 
 Order of the checks, and why:
 
-1. An ``OPEN`` route (health, OpenAPI) passes untouched: load balancers poll it.
+1. An ``OPEN`` route (health, the API documents) passes untouched: load balancers poll it.
 2. The request is charged to a token bucket *before anything else is read*: its key's, when
    it presents a valid key, else its source address's (public and signed endpoints, and
    every failed attempt: guessing keys costs a flood its budget). An empty bucket answers
@@ -214,7 +214,7 @@ def install(app: Any) -> Guard:
                      ", ".join(k.id for k in ring), public)
         else:
             log.warning("API access: no key configured (LEADFLOW_API_KEYS): every endpoint "
-                        "but health, the OpenAPI document and the public ones (%s) answers "
+                        "but health, the API documents and the public ones (%s) answers "
                         "401", public)
 
     web_app.on_startup.append(announce)

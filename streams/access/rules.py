@@ -1,6 +1,6 @@
 """What each endpoint of the API needs, by its route pattern.
 
-- ``OPEN``: anyone, unlimited (health checks, the OpenAPI document).
+- ``OPEN``: anyone, unlimited (health checks, the OpenAPI and AsyncAPI documents).
 - ``SIGNATURE``: the handler authenticates the sender by a signature of the body (a vendor's
   webhook); no key needed, limited per source address.
 - ``PUBLIC``: an ingest endpoint opened to anyone on purpose (``public_endpoints``: a web
@@ -35,6 +35,7 @@ ANY_KEY = Need("key")
 DEFAULTS: dict[str, Need] = {
     "/v1/health": OPEN,
     "/v1/openapi.json": OPEN,
+    "/v1/asyncapi.json": OPEN,
     "/v1/leads": INGEST,
     "/v1/activities": INGEST,
     "/v1/webhooks/crm": INGEST,

@@ -26,11 +26,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams import schemas, topics, webhooks
+from streams.access.client import headers as client_headers
 from streams.codec import Codec
 from streams.registry import FileRegistry
 from streams.simulate.kafka_sender import encode_plan, kafka_plan
 from streams.simulate.scenario import generate
-from tests.conftest import EXAMPLES, SECRET, Worker, wait_for
+from tests.conftest import API_KEY, EXAMPLES, SECRET, Worker, wait_for
 from tests.integration.fuzz_inputs import (
     PATHS,
     AvroKit,
@@ -191,7 +192,9 @@ async def _send_http(base: str, stream: list[tuple[bool, Any]]) -> tuple[
     replays = 0
     timeout = aiohttp.ClientTimeout(total=60)
 
-    async with aiohttp.ClientSession(base, timeout=timeout) as http:
+    # With the tests' key of scope ingest: the fuzz is of bodies and signatures, not access.
+    async with aiohttp.ClientSession(base, timeout=timeout,
+                                     headers=client_headers(API_KEY)) as http:
 
         async def post(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, str, Any]:
             for _ in range(20):  # 503: the broker did not acknowledge in time; senders retry
