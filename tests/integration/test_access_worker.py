@@ -100,7 +100,8 @@ def test_a_public_endpoint_takes_no_key_but_is_limited_by_address(guarded: Worke
 async def _flood(base: str, bodies: dict[str, bytes]) -> dict[str, tuple[int, Any, str | None]]:
     import aiohttp
 
-    async with aiohttp.ClientSession(headers=headers(FLOODER)) as http:
+    async with aiohttp.ClientSession(
+            headers={**headers(FLOODER), "Content-Type": "application/json"}) as http:
 
         async def one(lead_id: str) -> tuple[str, tuple[int, Any, str | None]]:
             async with http.post(f"{base}/v1/leads", data=bodies[lead_id]) as resp:
