@@ -120,8 +120,8 @@ def trace(lead_id: str, url: str | None, as_json: bool) -> None:
       leadflow trace hubspot:contact:5101
       leadflow trace salesforce:Lead:00Q5g00000ExAmp1EA
     """
-    from streams.connectors.records import external_lead_id
     from streams.access.client import client_key
+    from streams.connectors.records import external_lead_id
     from streams.views import fetch_trace, render_trace
 
     source, _, rest = lead_id.partition(":")

@@ -120,8 +120,8 @@ class Settings:
     # without a valid key (public and signed endpoints, failed attempts). 0: no limit.
     rate_limit_key: float = 500.0
     rate_limit_key_burst: int = 1000
-    rate_limit_address: float = 20.0
-    rate_limit_address_burst: int = 40
+    rate_limit_address: float = 50.0
+    rate_limit_address_burst: int = 100
     # Behind a trusted reverse proxy, the header it writes the client's address into
     # (X-Forwarded-For: its last entry is taken); empty trusts no header.
     client_address_header: str = ""

@@ -80,8 +80,9 @@ def start_worker(broker: EmbeddedBroker, data_dir: Path, **env: str) -> Worker:
         "LEADFLOW_APP_ID": f"leadflow-test-{uuid.uuid4().hex[:8]}",
         "LEADFLOW_WEBHOOK_SECRETS": SECRET,
         "LEADFLOW_API_KEYS": API_KEYS,
-        # Tests send as fast as they can; the limiter's own tests set their limits.
-        "LEADFLOW_RATE_LIMIT_KEY": "0",
+        # Tests send as fast as they can, with a key or as a vendor; the limiter's own tests
+        # (test_access_worker.py) set their limits.
+        "LEADFLOW_RATE_LIMIT_KEY": "0", "LEADFLOW_RATE_LIMIT_ADDRESS": "0",
         "LEADFLOW_LOG_LEVEL": "info",
         **env,
     }
