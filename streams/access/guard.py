@@ -9,7 +9,8 @@ Order of the checks, and why:
    429 with Retry-After, and the body was never read, so a sender retrying it loses nothing;
    an event answered 202 was published before the answer (``api.ingest``).
 3. A key that is presented but unknown answers 401, even on a public endpoint: a client
-   that sends one believes it needs it, and should hear it is wrong.
+   that sends one believes it needs it, and should hear it is wrong. A signed route's
+   credentials are the vendor's (Pipedrive's Basic auth, say): no key is looked for there.
 4. Public and signed routes pass (the handler checks the signature); a key route needs a
    valid key (401) with the route's scope (403).
 
@@ -136,7 +137,12 @@ class Guard:
         need = self.need(request)
         if need.kind == "open":
             return await handler(request)
-        sent, presented = presented_key(request.headers)
+        if need.kind == "signature":
+            # The vendor's own mechanism owns the request's credentials (Pipedrive sends
+            # Authorization: Basic): no key is looked for, the address pays.
+            sent, presented = False, ""
+        else:
+            sent, presented = presented_key(request.headers)
         key = self.ring.find(presented)
         limiter, name, what = ((self.per_key, key.id, f"key {key.id!r}") if key is not None
                                else (self.per_address, self.address(request), "this address"))

@@ -145,8 +145,12 @@ async def test_public_and_signed_endpoints_need_no_key(
 ) -> None:
     assert (await client.post("/v1/activities")).status == 202
     assert (await client.post("/v1/webhooks/hubspot")).status == 202
+    # A vendor's own credentials are the handler's to check (Pipedrive: Basic auth).
+    for theirs in ({"Authorization": "Basic dXNlcjpwYXNz"}, bearer(STRANGER)):
+        assert (await client.post("/v1/webhooks/hubspot", headers=theirs)).status == 202
     assert (await client.post("/v1/activities", headers=bearer(INGEST))).status == 202
     assert served == ["POST /v1/activities by None", "POST /v1/webhooks/hubspot by None",
+                      "POST /v1/webhooks/hubspot by None", "POST /v1/webhooks/hubspot by None",
                       "POST /v1/activities by forms"]
 
 
