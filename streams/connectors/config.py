@@ -46,6 +46,9 @@ def build(settings: Any) -> Connectors:
         status={**hubspot.LEAD_STATUS, **_table(extra, "hubspot", "status")},
         lifecycle={**hubspot.LIFECYCLE, **_table(extra, "hubspot", "lifecyclestage")},
         status_properties=tuple(settings.hubspot_status_properties),
+        attributes={str(k): str(v) for k, v in (
+            ((extra.get("connectors") or {}).get("hubspot") or {}).get("attributes") or {}
+        ).items()},
     )
     out.salesforce_status = {**salesforce.LEAD_STATUS, **_table(extra, "salesforce", "status")}
     return out

@@ -288,7 +288,8 @@ def build(mapping: SourceMapping, rule: Rule, item: Any, key: str,
                  "company_size", "region", "marketing_score", "industry", "linkedin_url",
                  "campaign_id", "utm_source", "utm_medium", "utm_campaign",
                  "original_source", "latest_source", "trigger_actions")
-        return records.capture(head, {n: get(n) for n in names})
+        attributes = {n: resolve(item, p) for n, p in (rule.fields.get("attributes") or {}).items()}
+        return records.capture(head, {**{n: get(n) for n in names}, "attributes": attributes})
     if rule.kind == "activity":
         props = {n: resolve(item, p) for n, p in (rule.fields.get("properties") or {}).items()}
         return records.activity(head, _symbol(get("activity_type", "OTHER"), ActivityType,

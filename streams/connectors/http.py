@@ -180,8 +180,8 @@ def register(app: Any) -> None:
             guard.check("hubspot:" + key)
             doc = parse_json(body)
             if isinstance(doc, dict):
-                return ("hubspot:" + key, [hubspot.translate_workflow(doc, cid)], json_answer,
-                        [])
+                item = hubspot.translate_workflow(doc, connectors.hubspot, cid)
+                return "hubspot:" + key, [item], json_answer, []
             items, erasures = await hubspot.translate_batch(doc, connectors.hubspot, api, cid)
             return "hubspot:" + key, items, json_answer, erasures
         if name == "salesforce":

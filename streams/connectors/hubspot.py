@@ -59,6 +59,9 @@ class Config:
     status: Mapping[str, str] = field(default_factory=lambda: dict(LEAD_STATUS))
     lifecycle: Mapping[str, str] = field(default_factory=lambda: dict(LIFECYCLE))
     status_properties: tuple[str, ...] = ("hs_lead_status",)
+    # Contact properties kept as custom attributes ([connectors.hubspot.attributes]:
+    # property = attribute name); their types are the attributes' declarations.
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 class Api:
@@ -151,9 +154,11 @@ def _prop(properties: Mapping[str, Any], name: str) -> Any:
     return value.get("value") if isinstance(value, dict) else value  # workflow v1 shape
 
 
-def capture_from(properties: Mapping[str, Any], head: records.Record) -> records.Output:
+def capture_from(properties: Mapping[str, Any], head: records.Record,
+                 attributes: Mapping[str, str]) -> records.Output:
     p = lambda n: _prop(properties, n)  # noqa: E731
     return records.capture(head, {
+        "attributes": {attr: p(prop) for prop, attr in attributes.items()},
         "email": p("email"), "first_name": p("firstname"), "last_name": p("lastname"),
         "phone": p("phone"), "job_title": p("jobtitle"), "company_name": p("company"),
         "company_size": p("numemployees"), "region": p("country") or p("state"),
@@ -192,7 +197,8 @@ async def translate_batch(events: Any, config: Config, api: Api,
     contacts: dict[str, dict[str, Any]] | LeadflowError = {}
     if created:
         try:
-            contacts = await api.read_batch("contacts", created, CONTACT_PROPERTIES)
+            contacts = await api.read_batch("contacts", created,
+                                            (*CONTACT_PROPERTIES, *config.attributes))
         except LeadflowError as err:
             contacts = err  # each creation carries the error; the other events go through
     items = list(await asyncio.gather(*(_one(e, config, api, contacts, correlation_id)
@@ -220,7 +226,8 @@ async def _one(event: Any, config: Config, api: Api,
             contact = contacts.get(str(object_id))
             if contact is None:
                 raise LeadflowError(ErrorCode.NOT_FOUND, f"HubSpot has no contact {object_id}")
-            item.outputs.append(capture_from(contact.get("properties") or {}, head))
+            item.outputs.append(capture_from(contact.get("properties") or {}, head,
+                                             config.attributes))
         elif kind == "contact.propertyChange":
             name = event.get("propertyName")
             table, what = ((config.lifecycle, "lifecyclestage") if name == "lifecyclestage"
@@ -272,7 +279,8 @@ async def _engagement(event: Mapping[str, Any], object_id: Any, head: records.Re
     return out
 
 
-def translate_workflow(body: Mapping[str, Any], correlation_id: str | None) -> Item:
+def translate_workflow(body: Mapping[str, Any], config: Config,
+                       correlation_id: str | None) -> Item:
     """A workflow's "Send a webhook" body: the contact with its properties, as a capture.
     Its object id is ``objectId`` (current action) or ``vid`` (legacy)."""
     object_id = body.get("objectId", body.get("vid", body.get("hs_object_id")))
@@ -288,4 +296,4 @@ def translate_workflow(body: Mapping[str, Any], correlation_id: str | None) -> I
     key = f"workflow|{object_id}|{when}"
     head = records.base(SOURCE, key, "workflow", contact_lead(object_id),
                         records.timestamp(when, "createdate"), correlation_id)
-    return Item(key, [capture_from(properties, head)], [])
+    return Item(key, [capture_from(properties, head, config.attributes)], [])

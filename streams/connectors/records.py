@@ -120,6 +120,9 @@ def capture(head: Record, fields: dict[str, Any]) -> Output:
             "latest_source": text(fields.get("latest_source")),
         },
         "consent": None,
+        # Custom attributes the source sent (none when empty); the contract checks them.
+        "attributes": {k: v for k, v in (fields.get("attributes") or {}).items()
+                       if v not in (None, "")},
     }
     return "lead", record
 

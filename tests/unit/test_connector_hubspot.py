@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -113,13 +114,32 @@ async def test_status_tables_are_configuration(local_api):
 
 
 def test_workflow_body_is_a_capture():
-    item = hubspot.translate_workflow(json.loads(fixture("hubspot_workflow.json")), "cid")
+    item = hubspot.translate_workflow(json.loads(fixture("hubspot_workflow.json")),
+                                      hubspot.Config(), "cid")
     (kind, record), = item.outputs
     assert kind == "lead" and record["lead_id"] == records.external_lead_id(
         "hubspot", "contact", 5202)
     legacy = {"vid": 5202, "properties": {k: {"value": v} for k, v in json.loads(
         fixture("hubspot_workflow.json"))["properties"].items()}}
-    assert hubspot.translate_workflow(legacy, "cid").outputs == item.outputs
+    assert hubspot.translate_workflow(legacy, hubspot.Config(), "cid").outputs == item.outputs
+    assert record["attributes"] == {}  # no property is mapped to an attribute
+
+
+async def test_configured_contact_properties_are_custom_attributes(local_api):
+    """[connectors.hubspot.attributes]: property = attribute; the contract types them."""
+    from streams.core import contract
+    config = hubspot.Config(attributes={"numemployees": "headcount", "jobtitle": "role",
+                                        "hs_not_sent": "absent"})
+    body = json.loads(fixture("hubspot_workflow.json"))
+    (_, record), = hubspot.translate_workflow(body, config, "cid").outputs
+    assert record["attributes"] == {"headcount": "35", "role": "CTO"}
+    checked = contract.validate("lead", record, observed_at=record["occurred_at"],
+                                max_skew=timedelta(days=1))
+    assert checked["attributes"] == {"headcount": "35", "role": "CTO"}  # typed when declared
+    batch = [e for e in json.loads(fixture("hubspot_batch.json"))
+             if e["subscriptionType"] == "contact.creation"]
+    (item,), _ = await hubspot.translate_batch(batch, config, client(local_api), None)
+    assert item.outputs[0][1]["attributes"].get("headcount")  # read from the API with the rest
 
 
 def _status_events() -> list[dict]:

@@ -165,6 +165,24 @@ def test_batches_through_items_pointer():
     assert err.value.code == "FIELD_MISMATCH"
 
 
+def test_a_mapping_takes_custom_attributes_by_pointer():
+    """[events.fields.attributes]: attribute name = pointer; absent values are left out."""
+    mapping = engine.parse({
+        "name": "t", "dedup": ["/id"],
+        "events": [{"kind": "lead", "lead": {"pointer": "/lead", "as": "uuid"},
+                    "occurred_at": "/at", "fields": {
+                        "email": "/email",
+                        "attributes": {"lead_origin": "/origin", "time_on_site_s": "/tos",
+                                       "absent": "/nothing"}}}],
+    })
+    lead = "7b0c4a0e-4a53-4f5e-9b43-2f2d8f0c1a11"
+    body = {"id": 1, "lead": lead, "at": 1796100000000, "email": "a@b.example.com",
+            "origin": "Landing Page", "tos": 640}
+    (item,) = engine.run(mapping, body)
+    assert item.outputs[0][1]["attributes"] == {"lead_origin": "Landing Page",
+                                                "time_on_site_s": 640}
+
+
 def test_own_mappings_are_generic_and_a_built_in_name_replaces_it(tmp_path):
     from streams.connectors import config
     from streams.settings import Settings
