@@ -84,6 +84,29 @@ def problem(
     )
 
 
+def correlation_id(request: Request) -> str:
+    """The caller's X-Correlation-Id when it is well formed, else a new one."""
+    given = request.headers.get("X-Correlation-Id", "")
+    return given if _CORRELATION.match(given) else str(uuid.uuid4())
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise LeadflowError(ErrorCode.TOO_LARGE, f"body of {declared} bytes is over {limit}")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise LeadflowError(ErrorCode.TOO_LARGE, f"body is over {limit} bytes")
+    return body
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise LeadflowError(ErrorCode.BAD_ENCODING, f"body is not JSON: {exc}") from exc
+
+
 def register(app: Any) -> None:
     from streams.access import guard
 
@@ -104,28 +127,11 @@ def register(app: Any) -> None:
                 ErrorCode.UNAVAILABLE, f"broker did not acknowledge: {exc!r}"
             ) from exc
 
-    async def read_body(request: Request) -> bytes:
-        limit = settings.max_request_bytes
-        declared = request.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise LeadflowError(ErrorCode.TOO_LARGE, f"body of {declared} bytes is over {limit}")
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
-            raise LeadflowError(ErrorCode.TOO_LARGE, f"body is over {limit} bytes")
-        return body
-
-    def parse_json(body: bytes) -> Any:
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise LeadflowError(ErrorCode.BAD_ENCODING, f"body is not JSON: {exc}") from exc
-
     async def ingest(view: View, request: Request, route: str) -> Response:
-        header_cid = request.headers.get("X-Correlation-Id", "")
-        cid = header_cid if _CORRELATION.match(header_cid) else str(uuid.uuid4())
+        cid = correlation_id(request)
         body = b""
         try:
-            body = await read_body(request)
+            body = await read_body(request, settings.max_request_bytes)
             media = request.headers.get("Content-Type", "").split(";", 1)[0].strip()
             if media and not _JSON_MEDIA.match(media):
                 raise UnsupportedMedia(media)

@@ -14,8 +14,6 @@ is 503 (Salesforce: a SOAP fault), and the vendor's retry is deduplicated by eve
 from __future__ import annotations
 
 import asyncio
-import re
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,14 +21,12 @@ import orjson
 from faust.web import Request, Response, View
 
 from streams import erase, topics
-from streams.api import problem
+from streams.api import correlation_id, parse_json, problem, read_body
 from streams.connectors import auth, config, engine, hubspot, salesforce
 from streams.connectors.engine import Item
 from streams.core import contract
 from streams.deadletter import dead_letter
 from streams.errors import ErrorCode, LeadflowError
-
-_CORRELATION = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def register(app: Any) -> None:
@@ -127,25 +123,11 @@ def register(app: Any) -> None:
             return settings.public_base_url.rstrip("/") + request.rel_url.path_qs
         return str(request.url)
 
-    async def read_body(request: Request) -> bytes:
-        limit = settings.max_request_bytes
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
-            raise LeadflowError(ErrorCode.TOO_LARGE, f"body is over {limit} bytes")
-        return body
-
-    def parse_json(body: bytes) -> Any:
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise LeadflowError(ErrorCode.BAD_ENCODING, f"body is not JSON: {exc}") from exc
-
     async def handle(view: View, request: Request, name: str) -> Response:
-        header_cid = request.headers.get("X-Correlation-Id", "")
-        cid = header_cid if _CORRELATION.match(header_cid) else str(uuid.uuid4())
+        cid = correlation_id(request)
         body = b""
         try:
-            body = await read_body(request)
+            body = await read_body(request, settings.max_request_bytes)
             replay_key, items, answer, erasures = await translate(name, request, body, cid)
             summary = await accept(items, request, body, cid)
             if erasures:
