@@ -367,7 +367,7 @@ def _run(settings: Settings, events: int, rate: float, seconds: float, tmp: str)
                         policies.load(settings).contract.grace_ms)
                     print(f"bench: HubSpot batches of {bench_hubspot.BATCH} at 20/s for "
                           f"{seconds:.0f}s", file=sys.stderr)
-                    hub = asyncio.run(bench_hubspot.run(base, 20.0, seconds))
+                    hub = asyncio.run(bench_hubspot.run(base, settings.api_key, 20.0, seconds))
             finally:
                 proc.terminate()
                 proc.wait(30)

@@ -38,16 +38,19 @@ def batch(n: int, now_ms: int) -> tuple[bytes, list[str]]:
     return orjson.dumps(events), leads
 
 
-async def run(base: str, rate: float = 20.0, seconds: float = 10.0
+async def run(base: str, api_key: str, rate: float = 20.0, seconds: float = 10.0
               ) -> tuple[int, list[float], list[float]]:
-    """(batches counted, batch-to-trace latencies ms, 200 latencies ms)."""
+    """(batches counted, batch-to-trace latencies ms, 200 latencies ms). ``api_key`` reads
+    the traces (the batches themselves are signed the HubSpot way)."""
     import aiohttp
+
+    from streams.access.client import headers as key_headers
 
     url = f"{base}/v1/connectors/hubspot"
     total, warmup = int(rate * seconds), int(rate)
     sent: list[tuple[float, list[str], int]] = []
     acks: list[float] = []
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers=key_headers(api_key)) as http:
 
         async def one(n: int) -> None:
             body, leads = batch(n, int(time.time() * 1000))
