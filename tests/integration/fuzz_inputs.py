@@ -111,7 +111,9 @@ def _to_plain(schema: Any, value: Any, named: dict[str, Any]) -> Any:
         return schema["symbols"].index(value)
     if kind == "record":
         named[schema["name"]] = schema
-        return {f["name"]: _to_plain(f["type"], value[f["name"]], named) for f in schema["fields"]}
+        # A field the record leaves out (e.g. no custom attributes) is written as its default.
+        return {f["name"]: _to_plain(f["type"], value.get(f["name"], f.get("default")), named)
+                for f in schema["fields"]}
     if kind == "array":
         return [_to_plain(schema["items"], v, named) for v in value]
     if kind == "map":
