@@ -94,10 +94,17 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise LeadflowError(ErrorCode.TOO_LARGE, f"body of {declared} bytes is over {limit}")
-    body = await request.content.read(limit + 1)
+    # StreamReader.read(n) returns what has arrived, up to n bytes: a large body comes in
+    # several reads (one read cut it short, and a valid body failed its JSON or signature).
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = await request.content.read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
     if len(body) > limit:
         raise LeadflowError(ErrorCode.TOO_LARGE, f"body is over {limit} bytes")
-    return body
+    return bytes(body)
 
 
 def parse_json(body: bytes) -> Any:

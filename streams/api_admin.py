@@ -16,6 +16,7 @@ from faust.web import Request, Response, View
 
 from streams import erase, topics
 from streams.access.guard import KEY_ID
+from streams.api import read_body
 from streams.errors import ErrorCode, LeadflowError
 
 
@@ -48,9 +49,7 @@ def register(app: Any) -> None:
         async def post(self, request: Request) -> Response:
             caller = f"key:{request[KEY_ID]}"  # the guard let only an admin key through
             try:
-                raw = await request.content.read(settings.max_request_bytes + 1)
-                if len(raw) > settings.max_request_bytes:
-                    raise LeadflowError(ErrorCode.TOO_LARGE, "body is too large")
+                raw = await read_body(request, settings.max_request_bytes)
                 try:
                     body = orjson.loads(raw)
                 except orjson.JSONDecodeError as exc:
