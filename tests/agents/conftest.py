@@ -8,11 +8,15 @@ workers' own integration tests (restarts, two workers on one broker) do not show
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
+from streams.app import LeadflowApp, build_app
 from streams.broker import EmbeddedBroker
+from streams.settings import Settings
 
 
 @pytest.fixture
@@ -22,3 +26,16 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
     with EmbeddedBroker(0, log) as b:
         yield b
     os.environ.pop("LEADFLOW_SCHEMA_REGISTRY_FILE", None)
+
+
+@pytest.fixture
+async def app(broker: EmbeddedBroker, tmp_path: Any) -> AsyncIterator[LeadflowApp]:
+    """An app with the real producer: dead letters and changelogs reach the broker."""
+    settings = Settings.load(
+        broker_port=broker.port, data_dir=str(tmp_path), app_id=f"t-{uuid.uuid4().hex}"
+    )
+    app = build_app(settings, api=False)
+    app.finalize()
+    await app.producer.start()
+    yield app
+    await app.producer.stop()

@@ -7,30 +7,13 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
 from streams import topics
-from streams.app import LeadflowApp, build_app
-from streams.broker import EmbeddedBroker
+from streams.app import LeadflowApp
 from streams.core import erasure, payloads
-from streams.settings import Settings
 from tests.conftest import EXAMPLES
-
-
-@pytest.fixture
-async def app(broker: EmbeddedBroker, tmp_path: Any) -> AsyncIterator[LeadflowApp]:
-    settings = Settings.load(
-        broker_port=broker.port, data_dir=str(tmp_path), app_id=f"t-{uuid.uuid4().hex}"
-    )
-    app = build_app(settings, api=False)
-    app.finalize()
-    await app.producer.start()
-    yield app
-    await app.producer.stop()
 
 
 async def seen(app: LeadflowApp, events: int) -> None:

@@ -9,9 +9,8 @@ import pytest
 
 from streams import topics
 from streams.app import LeadflowApp
-from tests.agents.test_intake_agent import app, encoded, lead_record, settled
+from tests.agents.test_intake_agent import encoded, lead_record, settled
 
-__all__ = ["app"]  # the fixture, shared with the other agent tests
 
 
 async def test_a_failure_on_one_record_dead_letters_it_and_the_stream_goes_on(

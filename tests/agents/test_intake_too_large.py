@@ -6,9 +6,8 @@ import uuid
 
 from streams import topics
 from streams.app import LeadflowApp
-from tests.agents.test_intake_agent import app, encoded, lead_record, settled
+from tests.agents.test_intake_agent import encoded, lead_record, settled
 
-__all__ = ["app"]  # the fixture, shared with the other agent tests
 
 
 async def test_a_record_over_the_size_limit_is_dead_lettered_and_the_stream_goes_on(
