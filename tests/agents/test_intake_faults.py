@@ -12,7 +12,6 @@ from streams.app import LeadflowApp
 from tests.agents.test_intake_agent import encoded, lead_record, settled
 
 
-
 async def test_a_failure_on_one_record_dead_letters_it_and_the_stream_goes_on(
     app: LeadflowApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:

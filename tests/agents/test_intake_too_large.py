@@ -9,7 +9,6 @@ from streams.app import LeadflowApp
 from tests.agents.test_intake_agent import encoded, lead_record, settled
 
 
-
 async def test_a_record_over_the_size_limit_is_dead_lettered_and_the_stream_goes_on(
     app: LeadflowApp,
 ) -> None:
