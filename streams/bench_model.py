@@ -228,8 +228,14 @@ def run_model_bench(
     )
 
     def run(train_set: Sequence[dict[str, Any]], hold: Sequence[dict[str, Any]]) -> Row:
+        from threadpoolctl import threadpool_limits
+
         started = time.perf_counter()
-        result = fit(train_set, hold, kind=kind, space=space, seed=seed)
+        # One thread, as the worker's retraining process trains (models.retrain.job): OpenMP's
+        # two threads on a busy 2-core machine spin against each other (gbm: 80 CPU s, 160 s
+        # wall for what one thread does in ~20 s).
+        with threadpool_limits(limits=1):
+            result = fit(train_set, hold, kind=kind, space=space, seed=seed)
         seconds = time.perf_counter() - started
         ev = result.evaluation
         return Row(len(train_set), result.train_counts["positives"], ev.roc_auc,
