@@ -300,6 +300,7 @@ def test_an_erased_person_is_in_nothing_leadflow_writes_after_the_erasure(
             done = cli_erase(cli_env, person.email)
             assert done["status"] == "done" and done["leads"] == [person.lead_id], done
             assert done["files"] >= 4, done  # captured, statuses, activities, dead letter
+            assert done["dead_letter_tombstones"] == 2, done
             # Each dead letter of the person has a tombstone: none holds them once compacted.
             held, tombstones = dead_letters_holding(settings.bootstrap, person)
             assert not held and tombstones == 2, (held, tombstones)
@@ -312,10 +313,12 @@ def test_an_erased_person_is_in_nothing_leadflow_writes_after_the_erasure(
             assert status == 202 and answer["leadId"] == person.lead_id, answer
             again = wait_for("the admin erasure done", lambda: erase.progress(
                 settings, {"erasure_id": answer["erasureId"], "lead_id": person.lead_id}))
-            assert again["files"] == 0, again  # repeating it changes nothing
+            # Repeating it changes nothing: no file rewritten, no tombstone sent.
+            assert again["files"] == again["dead_letter_tombstones"] == 0, again
             snapshot = {p: p.stat().st_mtime_ns for p in archive.rglob("*.parquet")}
             repeat = cli_erase(cli_env, person.email)
             assert repeat["erasure_id"] == done["erasure_id"] and repeat["files"] == 0
+            assert repeat["dead_letter_tombstones"] == 0, repeat
             assert snapshot == {p: p.stat().st_mtime_ns for p in archive.rglob("*.parquet")}
             assert dead_letters_holding(settings.bootstrap, person) == ({}, 2)
         finally:
