@@ -23,7 +23,7 @@ from faust.web import Request, Response, View
 
 from streams import malloc, topics, webhooks
 from streams.core import compliance, contract, payloads, trace
-from streams.deadletter import dead_letter
+from streams.deadletter import dead_letter, key_of
 from streams.errors import ErrorCode, LeadflowError
 from streams.store_memory import rocksdb_memory
 
@@ -168,7 +168,8 @@ def register(app: Any) -> None:
                 )
                 try:
                     spec = topics.DEAD_LETTERS
-                    await publish(spec, None, codec.encode(spec.subject, spec.record, letter))
+                    await publish(spec, key_of(letter),
+                                  codec.encode(spec.subject, spec.record, letter))
                     stats.dead_letters[str(err.code)] += 1
                 except LeadflowError as unavailable:
                     err = unavailable  # not dead-lettered: answer 503 so the sender retries

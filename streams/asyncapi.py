@@ -85,14 +85,18 @@ def document(*, inline: bool = False, version: str = "") -> dict[str, Any]:
         if spec.partitions is not None:
             kafka["partitions"] = spec.partitions
         if spec.compacted:
-            kafka["topicConfiguration"] = {"cleanup.policy": ["compact"]}
+            kafka["topicConfiguration"] = {
+                k: v.split(",") if k == "cleanup.policy" else int(v)
+                for k, v in spec.topic_configs.items()}
         partitions = (f"{spec.partitions} partition(s)" if spec.partitions is not None
                       else "partitions: the `partitions` setting")
         channels[cid] = {
             "address": spec.name,
             "title": spec.name,
             "description": f"{_ROLE_TEXT[role]} Key: {spec.key}. {partitions}"
-                           + (", compacted." if spec.compacted else "."),
+                           + (", compacted" if spec.compacted else "")
+                           + (" and deleted after retention.ms." if "delete" in spec.topic_configs
+                              .get("cleanup.policy", "") else "."),
             "messages": {message: {"$ref": f"#/components/messages/{message}"}},
             "bindings": {"kafka": kafka},
             "tags": [{"name": role}],

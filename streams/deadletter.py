@@ -1,8 +1,15 @@
-"""Dead letters: every rejected input, with its original bytes, a code and where it came from."""
+"""Dead letters: every rejected input, with its original bytes, a code and where it came from.
+
+``leadflow.dead-letters`` is compacted (and deleted after its retention): each dead letter is
+keyed by where its input came from (``key_of``), so an erasure deletes a person's dead letters
+with tombstones (``tombstone``) and a reader takes a null value for a dead letter erased.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,3 +61,29 @@ def dead_letter(
         "observed_at": observed_at or datetime.now(UTC),
         "correlation_id": correlation_id,
     }
+
+
+def key_of(letter: dict[str, Any]) -> bytes:
+    """The Kafka key of a dead letter: its input's coordinates (the same record rejected again,
+    after a restart, gets the same key: compaction keeps the last), or for an input that came
+    over HTTP the route and the letter's own event id (every request is an input of its own).
+    Never null: a compacted topic refuses a record without a key."""
+    if letter.get("source_partition") is not None and letter.get("source_offset") is not None:
+        where = f"{letter['source_partition']}/{letter['source_offset']}"
+    else:
+        where = letter["event_id"]
+    return f"{letter['source_topic']}/{where}".encode()
+
+
+async def tombstone(producer: Any, letters: Iterable[tuple[int, str]], timeout_s: float) -> int:
+    """Send a tombstone (null value) for each (partition, key) of ``leadflow.dead-letters``
+    and wait for the broker to acknowledge them all; returns how many. ``producer``: an
+    aiokafka producer."""
+    from streams import topics
+
+    futures = [await producer.send(topics.DEAD_LETTERS.name, value=None, key=key.encode(),
+                                   partition=partition)
+               for partition, key in sorted(set(letters))]
+    if futures:
+        await asyncio.wait_for(asyncio.gather(*futures), timeout_s)
+    return len(futures)

@@ -78,7 +78,8 @@ async def request(settings: Settings, subject: str, *, by: str, via: str,
 
 def progress(settings: Settings, record: dict[str, Any]) -> dict[str, Any] | None:
     """The erasure's outcome once the workers are done with it, else None: the leads it
-    reached and what was rewritten for them."""
+    reached, what was rewritten for them and how many of their dead letters were
+    tombstoned."""
     eid = record["erasure_id"]
     entries = ErasureLog(archive_root(settings)).entries()
     # Only what followed this request: a repeat has the same id as the first time.
@@ -98,7 +99,9 @@ def progress(settings: Settings, record: dict[str, Any]) -> dict[str, Any] | Non
         return None
     return {"erasure_id": eid, "leads": [lead for lead in leads if lead],
             "files": sum(rewritten[lead]["files"] for lead in leads),
-            "rows": sum(rewritten[lead]["rows"] for lead in leads)}
+            "rows": sum(rewritten[lead]["rows"] for lead in leads),
+            "dead_letter_tombstones": sum(rewritten[lead].get("dead_letter_tombstones", 0)
+                                          for lead in leads)}
 
 
 def wait(settings: Settings, record: dict[str, Any], timeout_s: float) -> dict[str, Any]:

@@ -29,7 +29,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
                 t.name,
                 num_partitions=t.partitions or settings.partitions,
                 replication_factor=1,
-                topic_configs={"cleanup.policy": "compact"} if t.compacted else {},
+                topic_configs=t.topic_configs,
             )
             for t in missing
         ]

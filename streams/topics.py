@@ -13,6 +13,15 @@ class TopicSpec:
     kind: str = ""  # intake kind for inbound topics: lead | activity | status | touch
     compacted: bool = False
     partitions: int | None = None  # None: the `partitions` setting
+    # Topic configs leadflow creates the topic with, beyond "compacted" (cleanup.policy).
+    config: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def topic_configs(self) -> dict[str, str]:
+        out = dict(self.config)
+        if self.compacted:
+            out.setdefault("cleanup.policy", "compact")
+        return out
 
     @property
     def subject(self) -> str:
@@ -33,7 +42,18 @@ SLA = TopicSpec("sla.evaluated", "SlaEvaluated", "lead_id or campaign id")
 MODELS = TopicSpec(
     "models.scoring", "ModelPublished", "model name", compacted=True, partitions=1
 )
-DEAD_LETTERS = TopicSpec("leadflow.dead-letters", "DeadLetter", "original key")
+_DAY_MS = 86_400_000
+# Dead letters hold a person's bytes: each has a key of its own (deadletter.key_of: where
+# its input came from; the same input rejected again replaces it), so an erasure deletes it
+# with a tombstone. Kafka compacts a closed segment within max.compaction.lag.ms and closes
+# the active one after a day (at its next append); everything goes after 30 days anyway.
+DEAD_LETTERS = TopicSpec(
+    "leadflow.dead-letters", "DeadLetter",
+    "where its input came from: topic/partition/offset (HTTP: route/event id); a null value "
+    "(tombstone): erased", compacted=True,
+    config=(("cleanup.policy", "compact,delete"), ("retention.ms", str(30 * _DAY_MS)),
+            ("max.compaction.lag.ms", str(_DAY_MS)), ("segment.ms", str(_DAY_MS))),
+)
 OUTBOUND = (SCORED, ROUTED, SLA, MODELS, DEAD_LETTERS)
 
 # Identity is keyed by the person (a hash of the normalised email): its own partitioning.

@@ -8,6 +8,8 @@ disk delays the archive only. Records are decoded and written in micro-batches i
 offsets are committed only after their rows are on disk (at least once; the writer drops
 events it already holds). A record that does not decode is archived under its topic's record
 type with the envelope columns set and nulls elsewhere, so a replay sends it again as it came.
+A dead letter of an erased person that reaches the archive after the erasure is scrubbed
+there, and tombstoned on its topic before its offset is committed.
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ async def run(settings: Settings) -> None:
         rebalance_timeout_ms=int(settings.rebalance_timeout_s * 1000),
     )
     consumer.subscribe(list(ARCHIVED), listener=Revoked())
+    tombstones = Tombstones(settings)
     await consumer.start()
     try:
         while True:
@@ -121,17 +124,50 @@ async def run(settings: Settings) -> None:
                     ])
             else:
                 await asyncio.sleep(RETRY_S)
-            if writer.due() and not await _flush(consumer, writer, force=False):
+            if writer.due() and not await _flush(consumer, writer, tombstones, force=False):
                 await asyncio.sleep(RETRY_S)
     finally:
         try:
-            await _flush(consumer, writer, force=True)
+            await _flush(consumer, writer, tombstones, force=True)
         finally:
             await consumer.stop()
+            await tombstones.stop()
 
 
-async def _flush(consumer: Any, writer: Writer, *, force: bool) -> bool:
-    """Write what is due, then commit it; False when the write failed (retried later)."""
+class Tombstones:
+    """The archiver's producer for dead letters it scrubbed (started on first use), and the
+    offsets it holds back until they are tombstoned: were it to die first, it reads them
+    again and finds the same dead letters."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.producer: Any = None
+        self.held: dict[tuple[str, int], int] = {}  # (topic, partition) -> offset to commit
+
+    async def send(self, writer: Writer) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        from streams.archive.erasures import UNKEYED
+        from streams.deadletter import tombstone
+
+        letters = writer.dead_letters - {UNKEYED}
+        if letters:
+            if self.producer is None:
+                self.producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap,
+                                                 acks="all")
+                await self.producer.start()
+            await tombstone(self.producer, letters, self.settings.send_timeout_s)
+        writer.dead_letters.clear()
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+
+
+async def _flush(consumer: Any, writer: Writer, tombstones: Tombstones, *, force: bool
+                 ) -> bool:
+    """Write what is due, tombstone the dead letters it scrubbed, then commit it; False
+    when the write or the tombstones failed (retried later)."""
     from aiokafka import TopicPartition
     from aiokafka.errors import KafkaError
 
@@ -140,6 +176,14 @@ async def _flush(consumer: Any, writer: Writer, *, force: bool) -> bool:
     except Exception:  # disk full, permissions, an unreadable file: keep the rows, retry
         log.exception("archive: cannot write to %s; will retry", writer.root)
         return False
+    if writer.dead_letters:
+        try:
+            await tombstones.send(writer)
+        except Exception:
+            log.exception("archive: erased dead letters not tombstoned; will retry")
+            tombstones.held.update(positions)
+            return False
+    positions, tombstones.held = {**tombstones.held, **positions}, {}
     if positions:
         try:
             await consumer.commit({TopicPartition(t, p): o for (t, p), o in positions.items()})

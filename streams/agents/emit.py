@@ -98,12 +98,13 @@ class Emitter:
     async def reject(self, err: Any, msg: Any) -> None:
         """Dead-letter a consumed message (its original bytes, where it came from, why)."""
         from streams import topics
-        from streams.deadletter import dead_letter
+        from streams.deadletter import dead_letter, key_of
 
-        await self.send(topics.DEAD_LETTERS, msg.key, dead_letter(
+        letter = dead_letter(
             err, source_topic=msg.topic, value=msg.value or b"", key=msg.key,
             partition=msg.partition, offset=msg.offset, limit=self.app.codec.max_record_bytes,
-        ))
+        )
+        await self.send(topics.DEAD_LETTERS, key_of(letter), letter)
 
 
 class ChangelogTable:

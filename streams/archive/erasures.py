@@ -107,7 +107,7 @@ class Erased:
 
     def of(self, record_name: str, row: dict[str, Any]) -> str | None:
         """The erasure a row (decoded fields and envelope) falls under, or None."""
-        for lead in (row.get("lead_id"), row.get("_key")):
+        for lead in (row.get("lead_id"), row.get("_key"), _text(row.get("original_key"))):
             if lead and lead in self.leads:
                 return self.leads[lead]
         if not self.keys:
@@ -122,6 +122,11 @@ class Erased:
                 if key in self.keys:
                     return self.keys[key]
         return None
+
+
+def _text(key: Any) -> str | None:
+    # A dead letter's original key (bytes): the lead id of a rejected Kafka record.
+    return key.decode("utf-8", "replace") if isinstance(key, bytes) else None
 
 
 def _iso_now() -> str:
@@ -150,10 +155,13 @@ def reencode(value: bytes, schema: dict[str, Any], record_name: str, erased_by: 
 
 
 def scrub_rows(record_name: str, rows: list[dict[str, Any]], erased: Erased,
-               schema_of: Callable[[int], dict[str, Any] | None]) -> tuple[list[dict], int]:
+               schema_of: Callable[[int], dict[str, Any] | None],
+               letters: set[tuple[int, str]] | None = None) -> tuple[list[dict], int]:
     """Rows (decoded fields as Python values, envelope) with every erased person's data
     scrubbed; an undecodable row of an erased lead is left out. ``schema_of``: the writer
-    schema of a row's ``_schema_id``. Returns the rows and how many changed."""
+    schema of a row's ``_schema_id``. Returns the rows and how many changed. ``letters``
+    collects the (partition, key) on leadflow.dead-letters of each dead letter that changed:
+    what held the person there, for a tombstone (a null key cannot have one: ``unkeyed``)."""
     if not erased or record_name not in erasure.PERSONAL:
         return rows, 0
     out, changed = [], 0
@@ -165,17 +173,30 @@ def scrub_rows(record_name: str, rows: list[dict[str, Any]], erased: Erased,
         if row.get("event_id") is None and record_name != "DeadLetter" or (
                 row.get("_value") is None):
             changed += 1  # undecodable: its bytes cannot be scrubbed, so it goes
+            _held(record_name, row, letters)
             continue
         schema = schema_of(row["_schema_id"]) if row.get("_schema_id") is not None else None
         if schema is None:
             changed += 1
+            _held(record_name, row, letters)
             continue
         value, record = reencode(row["_value"], schema, record_name, erased_by)
         new = {**row, **{k: record.get(k) for k in _top(record_name)}, "_value": value}
         if new != row:
             changed += 1
+            _held(record_name, row, letters)
         out.append(new)
     return out, changed
+
+
+UNKEYED = (-1, "")  # a dead letter written before they had keys: no tombstone can reach it
+
+
+def _held(record_name: str, row: dict[str, Any], letters: set[tuple[int, str]] | None) -> None:
+    if letters is None or record_name != "DeadLetter":
+        return
+    key, partition = row.get("_key"), row.get("_partition")
+    letters.add((partition, key) if key is not None and partition is not None else UNKEYED)
 
 
 def _top(record_name: str) -> tuple[str, ...]:
@@ -194,12 +215,7 @@ def rewrite(root: Path, erased: Erased, *, only: Erased | None = None) -> Rewrit
     the caller holds the log's exclusive lock. Files already clean are left as they are."""
     target = only or erased
     done = Rewritten()
-    schemas = SchemaLog(root, None).read()
-
-    def schema_of(archive_id: int) -> dict[str, Any] | None:
-        entry = schemas.get(archive_id)
-        return None if entry is None else entry["schema"]
-
+    schema_of = _archived_schemas(root)
     for record_name in REWRITTEN:
         paths = layout.files(root, record_name)
         for path in sorted(_candidates(paths, record_name, target)):
@@ -217,6 +233,31 @@ def rewrite(root: Path, erased: Erased, *, only: Erased | None = None) -> Rewrit
     return done
 
 
+def dead_letter_keys(root: Path, target: Erased) -> set[tuple[int, str]]:
+    """(partition, key) on leadflow.dead-letters of every archived dead letter that still
+    holds one of ``target``'s people: what the erasure tombstones before ``rewrite`` scrubs
+    the rows (after it, a scrubbed letter no longer shows whose it was). ``UNKEYED`` among
+    them stands for any without a key."""
+    schema_of = _archived_schemas(root)
+    letters: set[tuple[int, str]] = set()
+    paths = layout.files(root, "DeadLetter")
+    for path in sorted(_candidates(paths, "DeadLetter", target)):
+        rows = _python_rows(pl.read_parquet(path), "DeadLetter")
+        scrub_rows("DeadLetter", rows, target, schema_of, letters)
+    return letters
+
+
+def _archived_schemas(root: Path) -> Callable[[int], dict[str, Any] | None]:
+    """The writer schema of an archive schema id (None: unknown)."""
+    schemas = SchemaLog(root, None).read()
+
+    def schema_of(archive_id: int) -> dict[str, Any] | None:
+        entry = schemas.get(archive_id)
+        return None if entry is None else entry["schema"]
+
+    return schema_of
+
+
 def _candidates(paths: list[Path], record_name: str, target: Erased) -> set[Path]:
     """The files that may hold an erased lead's row, an erased person's address, or (erasing
     by e-mail) an address in bytes that did not decode: one scan of a few columns over all
@@ -229,6 +270,8 @@ def _candidates(paths: list[Path], record_name: str, target: Erased) -> set[Path
     ids = list(target.leads)
     if ids:
         hit = pl.any_horizontal(pl.col(c).is_in(ids) for c in ("lead_id", "_key") if c in names)
+        if "original_key" in names:  # a dead letter: the lead id it was keyed by
+            hit = hit | pl.col("original_key").is_in([i.encode() for i in ids])
         found |= set(lf.filter(hit).select("__file").unique().collect()["__file"])
     if target.keys:
         # Each of the person's leads comes with its own erasure (the identity fans them

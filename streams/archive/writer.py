@@ -64,6 +64,7 @@ class Counts:
     undecodable: int = 0  # rows written with envelope columns only
     files: int = 0
     erased: int = 0  # rows of erased leads scrubbed (or left out) before writing
+    tombstones: int = 0  # dead letters erased on their topic (null values): nothing to keep
 
 
 def schema_id(value: bytes | None) -> int | None:
@@ -123,6 +124,9 @@ class Writer:
         self._schemas = SchemaLog(root, schema_of) if schema_of else None
         self._schema_of = schema_of
         self.erasures = erasures  # erased leads are scrubbed before they are written
+        # (partition, key) of each dead letter scrubbed for an erased person: its topic
+        # still holds the person until the caller tombstones it (then clears this).
+        self.dead_letters: set[tuple[int, str]] = set()
 
     # -- buffering -----------------------------------------------------------------------------
 
@@ -188,10 +192,15 @@ class Writer:
     def _write_rows(self, tp: TopicPartition, records: list[Raw]) -> None:
         topic, partition = tp
         record_name = layout.ARCHIVED[topic]
-        rows = [self._row(topic, partition, record_name, r) for r in records]
+        kept = records
+        if record_name == "DeadLetter":
+            # A tombstone: an erasure deleted that dead letter (its rows are scrubbed).
+            kept = [r for r in records if r.value is not None]
+            self.counts.tombstones += len(records) - len(kept)
+        rows = [self._row(topic, partition, record_name, r) for r in kept]
         if self.erasures is not None:
             rows, scrubbed = scrub_rows(record_name, rows, self.erasures.erased(),
-                                        self._writer_schema)
+                                        self._writer_schema, self.dead_letters)
             self.counts.erased += scrubbed
         if self._schemas is not None:
             ids = self._schemas.archive_ids(topic, {r["_schema_id"] for r in rows} - {None})

@@ -25,7 +25,7 @@ from streams.api import correlation_id, parse_json, problem, read_body
 from streams.connectors import auth, config, engine, hubspot, salesforce
 from streams.connectors.engine import Item
 from streams.core import contract
-from streams.deadletter import dead_letter
+from streams.deadletter import dead_letter, key_of
 from streams.errors import ErrorCode, LeadflowError
 
 
@@ -67,7 +67,7 @@ def register(app: Any) -> None:
         record = dead_letter(err, source_topic=f"http:{request.method} {request.path}",
                              value=body, correlation_id=cid)
         spec = topics.DEAD_LETTERS
-        await publish(spec, None, codec.encode(spec.subject, spec.record, record))
+        await publish(spec, key_of(record), codec.encode(spec.subject, spec.record, record))
         stats.dead_letters[str(err.code)] += 1
 
     async def accept(items: list[Item], request: Request, body: bytes,

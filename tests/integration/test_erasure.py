@@ -1,11 +1,14 @@
 """Erasure end to end: a person posted with a unique e-mail, name and phone, with activities,
-status changes, a dead letter, an archive, a training example and a dashboard read cache, is
-erased (`leadflow erase EMAIL`, then again by lead id over the admin endpoint); the worker is
-restarted from its changelogs; the archive is replayed into a fresh broker and worker. Then
-none of the person's values occurs in anything leadflow wrote after the erasure: any record
-produced after it on the first broker (and every record of every table changelog, which never
-held them), any record on the second broker, any file under the data directory (Parquet read
-cell by cell: its pages are compressed, so its raw bytes would hide a value)."""
+status changes, dead letters (an HTTP body, a Kafka record), an archive, a training example
+and a dashboard read cache, is erased (`leadflow erase EMAIL`, then again by lead id over the
+admin endpoint); the worker is restarted from its changelogs; the archive is replayed into a
+fresh broker and worker. Then none of the person's values occurs in anything leadflow wrote
+after the erasure: any record produced after it on the first broker (and every record of every
+table changelog, which never held them), any record on the second broker, any file under the
+data directory (Parquet read cell by cell: its pages are compressed, so its raw bytes would
+hide a value). The dead-letter
+topic, compacted on Kafka (the embedded broker never compacts), is read as compaction leaves
+it, the last record per key: the person's dead letters are tombstones there."""
 
 from __future__ import annotations
 
@@ -21,10 +24,10 @@ from typing import Any
 
 import polars as pl
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from dashboard.readcache import ReadCache
-from streams import erase
+from streams import erase, topics
 from streams.access import keys
 from streams.archive import layout
 from streams.settings import Settings
@@ -130,6 +133,50 @@ async def _ends(bootstrap: str) -> dict[TopicPartition, int]:
         await consumer.stop()
 
 
+async def _compacted(bootstrap: str, topic: str) -> dict[tuple[int, bytes | None], bytes | None]:
+    """``topic`` as compaction leaves it: the last value per (partition, key)."""
+    ends = {tp: end for tp, end in (await _ends(bootstrap)).items() if tp.topic == topic}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        todo = {tp: end for tp, end in ends.items() if end > 0}
+        consumer.assign(list(todo))
+        await consumer.seek_to_beginning(*todo)
+        out: dict[tuple[int, bytes | None], bytes | None] = {}
+        while todo:
+            batch = await consumer.getmany(timeout_ms=5000)
+            assert batch, f"partitions stopped short of their ends: {todo}"
+            for tp, records in batch.items():
+                for r in records:
+                    if tp in todo and r.offset < todo[tp]:
+                        out[(tp.partition, r.key)] = r.value
+                if tp in todo and await consumer.position(tp) >= todo[tp]:
+                    del todo[tp]
+                    consumer.pause(tp)
+        return out
+    finally:
+        await consumer.stop()
+
+
+def dead_letters_holding(bootstrap: str, person: Person
+                         ) -> tuple[dict[tuple[int, bytes | None], list[bytes]], int]:
+    """The dead letters that hold the person once compacted, and how many are tombstones."""
+    view = asyncio.run(_compacted(bootstrap, topics.DEAD_LETTERS.name))
+    assert all(key is not None for _, key in view), "every dead letter has a key"
+    held = {k: hits for k, v in view.items() if v and (hits := found_in(v, person))}
+    return held, sum(v is None for v in view.values())
+
+
+async def _produce(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key)
+    finally:
+        await producer.stop()
+
+
 def topics_holding(bootstrap: str, person: Person,
                    start: dict[TopicPartition, int] | None = None) -> dict[str, list[bytes]]:
     out: dict[str, list[bytes]] = {}
@@ -177,6 +224,18 @@ def post_person(base: str, person: Person, at: datetime) -> None:
     assert post(base, "/v1/leads", json.dumps(bad).encode())[0] == 422
 
 
+def produce_bad_record(bootstrap: str, person: Person) -> None:
+    """A record of the lead on leads.captured that is JSON, not Avro: dead-lettered with its
+    bytes (the person's name and phone, no address: only the lead id finds it)."""
+    body = json.dumps({"leadId": person.lead_id, "firstName": person.first,
+                       "lastName": person.last, "phone": person.phone}).encode()
+    asyncio.run(_produce(bootstrap, topics.LEADS.name, person.lead_id.encode(), body))
+
+
+def archived_letters(archive: Path) -> pl.DataFrame:
+    return layout.scan(archive, "DeadLetter").collect()
+
+
 def archived_lead(archive: Path, person: Person, record: str) -> pl.DataFrame:
     return layout.scan(archive, record).filter(pl.col("lead_id") == person.lead_id).collect()
 
@@ -216,12 +275,14 @@ def test_an_erased_person_is_in_nothing_leadflow_writes_after_the_erasure(
         settings = worker.settings
         try:
             post_person(worker.base_url, person, at)
+            produce_bad_record(settings.bootstrap, person)
             wait_trace(worker, person.lead_id, steps=6, timeout=60)
-            wait_for("the lead, its statuses and the dead letter archived", lambda: (
+            wait_for("the lead, its statuses and both dead letters archived", lambda: (
                 archived_lead(archive, person, "LeadCaptured").height
                 and archived_lead(archive, person, "LeadStatusChanged").height == 3
                 and archived_lead(archive, person, "ActivityRecorded").height == 2
-                and layout.scan(archive, "DeadLetter").collect().height), timeout=90)
+                and set(archived_letters(archive)["source_topic"]) >= {
+                    topics.LEADS.name, "http:POST /v1/leads"}), timeout=90)
             wait_for("a training example", lambda: examples_of(data, person), timeout=90)
             assert ReadCache(archive, data / "dashboard-cache").refresh_all() > 0
             # The search finds the person before the erasure, in each kind of place.
@@ -230,6 +291,8 @@ def test_an_erased_person_is_in_nothing_leadflow_writes_after_the_erasure(
             assert any(p.startswith("archive/DeadLetter/") for p in before), before
             assert any(p.startswith("dashboard-cache/") for p in before), before
             assert "leads.captured" in topics_holding(settings.bootstrap, person)
+            held, _ = dead_letters_holding(settings.bootstrap, person)
+            assert len(held) == 2, held  # the HTTP body and the Kafka record
 
             ends = asyncio.run(_ends(settings.bootstrap))
             cli_env = {**os.environ, "LEADFLOW_BROKER_PORT": str(broker.port),
@@ -237,6 +300,10 @@ def test_an_erased_person_is_in_nothing_leadflow_writes_after_the_erasure(
             done = cli_erase(cli_env, person.email)
             assert done["status"] == "done" and done["leads"] == [person.lead_id], done
             assert done["files"] >= 4, done  # captured, statuses, activities, dead letter
+            assert done["dead_letter_tombstones"] == 2, done
+            # Each dead letter of the person has a tombstone: none holds them once compacted.
+            held, tombstones = dead_letters_holding(settings.bootstrap, person)
+            assert not held and tombstones == 2, (held, tombstones)
 
             # Admin endpoint: only with an admin key; by lead id, the same person: nothing left.
             assert admin_post(worker.base_url, {"lead_id": person.lead_id}, None)[0] == 401
@@ -246,11 +313,14 @@ def test_an_erased_person_is_in_nothing_leadflow_writes_after_the_erasure(
             assert status == 202 and answer["leadId"] == person.lead_id, answer
             again = wait_for("the admin erasure done", lambda: erase.progress(
                 settings, {"erasure_id": answer["erasureId"], "lead_id": person.lead_id}))
-            assert again["files"] == 0, again  # repeating it changes nothing
+            # Repeating it changes nothing: no file rewritten, no tombstone sent.
+            assert again["files"] == again["dead_letter_tombstones"] == 0, again
             snapshot = {p: p.stat().st_mtime_ns for p in archive.rglob("*.parquet")}
             repeat = cli_erase(cli_env, person.email)
             assert repeat["erasure_id"] == done["erasure_id"] and repeat["files"] == 0
+            assert repeat["dead_letter_tombstones"] == 0, repeat
             assert snapshot == {p: p.stat().st_mtime_ns for p in archive.rglob("*.parquet")}
+            assert dead_letters_holding(settings.bootstrap, person) == ({}, 2)
         finally:
             stop_worker(worker)
 
@@ -263,11 +333,13 @@ def test_an_erased_person_is_in_nothing_leadflow_writes_after_the_erasure(
         finally:
             stop_worker(worker)
         after = topics_holding(settings.bootstrap, person, start=ends)
+        letters = dead_letters_holding(settings.bootstrap, person)
         changelogs = {t: v for t, v in topics_holding(settings.bootstrap, person).items()
                       if t.endswith("-changelog")}
 
     assert not after, f"records written after the erasure hold the person: {after}"
     assert not changelogs, f"table changelogs hold the person: {changelogs}"
+    assert letters == ({}, 2), f"compacted, the dead letters hold the person: {letters}"
 
     # The broker is gone: replay the (rewritten) archive into a fresh one, a fresh worker.
     with fresh_broker(tmp_path / "second") as broker:
@@ -288,5 +360,8 @@ def test_an_erased_person_is_in_nothing_leadflow_writes_after_the_erasure(
     assert not left, f"files under the data directory hold the person: {left}"
     log = [json.loads(line) for line in (archive / "erasures.jsonl").read_text().splitlines()]
     assert {e["kind"] for e in log} >= {"requested", "identity", "erased", "rewritten"}
+    # The tombstones are audited (counts only): both of the first erasure's, none after.
+    sent = [e.get("dead_letter_tombstones") for e in log if e["kind"] == "rewritten"]
+    assert sum(sent) == 2 and sent[-1] == 0, sent
     assert all(e.get("requested_by") in (None, "dpo@test") or
                e["requested_by"] == "key:tests" for e in log)

@@ -12,12 +12,12 @@ import pytest
 
 from streams import schemas, topics
 from streams.archive import layout
-from streams.archive.erasures import Erased, ErasureLog, rewrite
+from streams.archive.erasures import Erased, ErasureLog, dead_letter_keys, rewrite
 from streams.archive.writer import Raw, Writer
 from streams.codec import Codec
 from streams.core import contract, erasure
 from streams.core.erasure import Subject
-from streams.deadletter import dead_letter
+from streams.deadletter import dead_letter, key_of
 from streams.errors import ErrorCode, LeadflowError
 from streams.registry import FileRegistry
 
@@ -170,3 +170,60 @@ def test_scrubbing_every_sample_capture_is_idempotent(sample: int) -> None:
 def test_the_scan_key_of_an_address_is_its_identity_key(address: str) -> None:
     assert erasure.identity_key_scan(contract.normalise_email(address)) == (
         erasure.identity_key(address))
+
+
+def _letters(codec: Codec, lead_id: str) -> tuple[list[Raw], bytes, bytes]:
+    """On partition 1 of the dead-letter topic: a bad Kafka record of the lead (its bytes
+    name no one), an HTTP body naming the person by address, another person's, a tombstone.
+    Returns them and the keys of the first two."""
+    bad = LeadflowError(ErrorCode.BAD_ENCODING, "not Confluent framing")
+    of_lead = dead_letter(bad, source_topic=topics.LEADS.name, value=b"\x07junk",
+                          key=lead_id.encode(), partition=0, offset=5)
+    of_mail = dead_letter(LeadflowError(ErrorCode.CONSENT_MISSING, "no consent"),
+                          source_topic="http:POST /v1/leads",
+                          value=b'{"email": "' + EMAIL.encode() + b'"}')
+    other = dead_letter(LeadflowError(ErrorCode.CONSENT_MISSING, "no consent"),
+                        source_topic="http:POST /v1/leads",
+                        value=b'{"email": "someone.else@example.org"}')
+    records = [raw(codec, topics.DEAD_LETTERS, d, i, key_of(d))
+               for i, d in enumerate((of_lead, of_mail, other))]
+    records.append(Raw(offset=3, key=key_of(of_mail), value=None,
+                       timestamp_ms=int(T0.timestamp() * 1000)))
+    return records, key_of(of_lead), key_of(of_mail)
+
+
+def test_the_erasure_finds_the_dead_letters_that_hold_the_person_before_scrubbing(
+        tmp_path: Path, codec: Codec) -> None:
+    lead_id = str(uuid.uuid4())
+    root = tmp_path / "archive"
+    w = Writer(root, codec.decode, schema_of=codec.registry.schema)
+    records, by_lead, by_mail = _letters(codec, lead_id)
+    w.add(topics.DEAD_LETTERS.name, 1, records)
+    w.flush(force=True)
+    # The tombstone is not a dead letter: nothing archived for it.
+    assert w.counts.tombstones == 1 and layout.scan(root, "DeadLetter").collect().height == 3
+    eid = str(uuid.uuid4())
+    key = erasure.identity_key(EMAIL)
+    # By lead id through the letter's original key (its Kafka key is where it came from).
+    assert dead_letter_keys(root, Erased({lead_id: eid}, {})) == {(1, by_lead.decode())}
+    assert dead_letter_keys(root, Erased({}, {key: eid})) == {(1, by_mail.decode())}
+    both = Erased({lead_id: eid}, {key: eid})
+    assert dead_letter_keys(root, both) == {(1, by_lead.decode()), (1, by_mail.decode())}
+    assert rewrite(root, both).rows == 2
+    assert dead_letter_keys(root, both) == set()  # scrubbed: a repeat tombstones nothing
+
+
+def test_the_archiver_collects_the_dead_letters_it_scrubs_for_their_tombstones(
+        tmp_path: Path, codec: Codec) -> None:
+    lead_id = str(uuid.uuid4())
+    log = ErasureLog(tmp_path / "archive")
+    log.append(erasure.audit("erased", str(uuid.uuid4()), lead_id=lead_id,
+                             identity_key=erasure.identity_key(EMAIL)))
+    w = Writer(tmp_path / "archive", codec.decode, schema_of=codec.registry.schema,
+               erasures=log)
+    records, by_lead, by_mail = _letters(codec, lead_id)
+    w.add(topics.DEAD_LETTERS.name, 1, records)
+    w.flush(force=True)
+    assert w.dead_letters == {(1, by_lead.decode()), (1, by_mail.decode())}
+    assert not [n for n in NEEDLES if n.lower() in cells(
+        layout.scan(tmp_path / "archive", "DeadLetter").collect())]
