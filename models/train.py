@@ -57,6 +57,9 @@ TIME_SPLIT, RANDOM_SPLIT = "time", "stratified-random"
 # C = 1.0 gives 0.666 / 0.720 / 0.737, C = 0.1 0.666 / 0.715 / 0.736; stronger penalties
 # only lose, and choosing C by cross-validation per training found nothing better.
 DEFAULT_C = 1.0
+# From this many training labels gradient boosting is calibrated on a held-out fifth instead
+# of cross-validated folds (fit below).
+SPLIT_CALIBRATION_AT = 20_000
 
 
 @dataclass(frozen=True)
@@ -310,7 +313,18 @@ def fit(
     X_train = vectorizer.transform(rows)
     X_hold = vectorizer.transform([space.vector(e["features"]) for e in holdout])
     estimator = _estimator(kind, C, seed)
-    model = calibrate(estimator, X_train, y_train, method=method, folds=folds, seed=seed)
+    split = kind != LOGISTIC and len(y_train) >= SPLIT_CALIBRATION_AT
+    if split:
+        # Labels enough to spend a fifth on the calibrator alone: one boosting fit instead of
+        # folds + 1 (100,000 examples: ~4x less CPU; the retrain must stay under 30 s).
+        from sklearn.model_selection import train_test_split
+
+        X_fit, X_cal, y_fit, y_cal = train_test_split(
+            X_train, y_train, test_size=0.2, stratify=y_train, random_state=seed)
+        model = calibrate(estimator.fit(X_fit, y_fit), X_cal, y_cal, method=method,
+                          prefit=True)
+    else:
+        model = calibrate(estimator, X_train, y_train, method=method, folds=folds, seed=seed)
     p_hold = model.predict_proba(X_hold)[:, 1]
     evaluation = evaluate(y_hold, p_hold, threshold=threshold)
 
@@ -336,7 +350,7 @@ def fit(
         window_end=max(int(e["handed_over_at"]) for e in used),
         data_sha256=data_sha256(used),
         params={"kind": kind, "C": C, "min_count": min_count, "method": method,
-                "folds": folds, "seed": seed, "holdout_share": holdout_share,
+                "folds": None if split else folds, "seed": seed, "holdout_share": holdout_share,
                 "train_n": len(train_set), "holdout_n": len(holdout)},
     )
 
