@@ -91,9 +91,19 @@ class LeadflowMonitor(Monitor):
 class CountingKafkaProducer(AIOKafkaProducer):
     """aiokafka's producer, counting the records it is given per topic into ``sent``."""
 
-    def __init__(self, *args: Any, sent: Counter[str], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, sent: Counter[str], response_timeout_s: float | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sent = sent
+        if response_timeout_s:
+            # aiokafka uses request_timeout_ms twice: as each request's wait for its response
+            # (its connections read it from the client when they open, after this) and as the
+            # age at which a batch expires unsent. Faust sets 20 minutes for the expiry, so a
+            # produce request the broker never answered held every send of the worker for
+            # 20 minutes (seen on the embedded broker: both workers' agents stopped, lag
+            # frozen). A short wait drops that connection and resends the batch (a retriable
+            # error; per-partition order kept), with the batch's long expiry unchanged.
+            self.client._request_timeout_ms = int(response_timeout_s * 1000)
 
     # Not coroutines themselves: they hand back aiokafka's, so a send costs no extra frame
     # (~0.25 µs with the count; explicit arguments, as *args/**kwargs doubled that).
@@ -120,8 +130,10 @@ class CountingProducer(faust_aiokafka.Producer):
 
     @property
     def _producer_type(self) -> Any:
-        return functools.partial(CountingKafkaProducer,
-                                 sent=self.app.monitor.messages_sent_by_topic)
+        settings = getattr(self.app, "settings", None)
+        return functools.partial(
+            CountingKafkaProducer, sent=self.app.monitor.messages_sent_by_topic,
+            response_timeout_s=settings.producer_response_timeout_s if settings else None)
 
 
 def install(app: Any) -> CollectorRegistry:

@@ -49,6 +49,10 @@ class Settings:
     heartbeat_interval_s: float = 2.0
     rebalance_timeout_s: float = 10.0
     producer_linger_ms: int = 5
+    # How long the producer waits for the broker to answer one produce request before it
+    # drops the connection and sends the batch again (batches themselves are kept for Faust's
+    # 20 minutes). Faust's one timeout for both let one unanswered request stop every agent.
+    producer_response_timeout_s: float = 30.0
     # Worker state
     store: str = "memory"  # memory | rocksdb (the default against a real Kafka)
     # Copies of each table partition kept warm on other workers (Faust's
