@@ -33,7 +33,10 @@ link makes the two leads one timeline).
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, NamedTuple
+
+from streams.core.contract import EVENT_NAMESPACE
 
 Entry = dict[str, Any]
 Event = dict[str, Any]
@@ -144,6 +147,10 @@ def expire(entry: Entry) -> tuple[Entry, list[Action]]:
         return entry, []
     entry["lead"] = entry["derived"]
     return entry, _release(entry)
+
+
+def expire_event_id(key: str, held_since_ms: int) -> str:
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"external-expire:{key}@{held_since_ms}"))
 
 
 def summary(key: str, entry: Entry) -> dict[str, Any]:
