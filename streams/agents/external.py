@@ -17,7 +17,7 @@ from typing import Any
 
 from streams import topics
 from streams.agents.emit import Emitter
-from streams.core import contract, external
+from streams.core import contract, erasure, external
 from streams.errors import LeadflowError
 
 KINDS = {"LEAD": "lead", "ACTIVITY": "activity", "STATUS": "status", "TOUCH": "touch"}
@@ -78,6 +78,21 @@ def register(app: Any) -> None:
         return external.on_event(entry, record["derived_lead_id"], event,
                                  record.get("identity_key"))
 
+    async def forget(key: str, record: dict[str, Any]) -> None:
+        """The vendor erased the object's person (HubSpot's contact.privacyDeletion): the
+        erasure reaches the person's identity, hence every lead of the person, whichever the
+        object is linked to; the events kept here go."""
+        entry = links.get(key)
+        if entry is None or record.get("payload") is None:
+            return
+        request = codec.decode(record["payload"], topics.ERASURES.record)
+        person = entry.get("identity_key")
+        if person:
+            await emitter.send(topics.ERASURES, person.encode(),
+                               erasure.for_identity(request, person))
+        entry.pop("held_since", None)
+        links[key] = external.forget(entry)
+
     @app.agent(source, name="external")
     async def link(stream: Any) -> None:
         async for event in stream.events():
@@ -90,6 +105,9 @@ def register(app: Any) -> None:
                                   event.message.offset)
                 continue
             key = record["external_key"]
+            if record["kind"] == "ERASE":
+                await forget(key, record)
+                continue
             entry, actions = step(links.get(key), record)
             if entry is not None:
                 if not entry["held"]:

@@ -204,6 +204,15 @@ def register(app: Any) -> None:
             key, record = erase.prepare(lead_id, by="hubspot", via="hubspot", correlation_id=cid)
             await asyncio.to_thread(erase.audit_request, settings, record)
             await publish(spec, key, codec.encode(spec.subject, spec.record, record))
+            # The contact may be linked to a lead captured first (agents.external): the link
+            # agent hands the erasure to the contact's person, so that lead goes too.
+            ext, contact = topics.EXTERNAL, hubspot.contact_key(object_id)
+            await publish(ext, contact.encode(), codec.encode(ext.subject, ext.record, {
+                "external_key": contact, "kind": "ERASE", "event_id": record["erasure_id"],
+                "occurred_at": record["requested_at"], "derived_lead_id": lead_id,
+                "identity_key": None, "lead_id": None,
+                "payload": codec.encode(spec.subject, spec.record, record),
+                "correlation_id": cid}))
             asked.append({"objectId": object_id, "leadId": lead_id,
                           "erasureId": record["erasure_id"]})
         return asked

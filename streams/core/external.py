@@ -149,6 +149,15 @@ def expire(entry: Entry) -> tuple[Entry, list[Action]]:
     return entry, _release(entry)
 
 
+def forget(entry: Entry) -> Entry:
+    """The object's person is erased: the events kept for it go (held ones too: they are the
+    erased person's). The link stays, so the object's later events still find the lead,
+    which the intake keeps as erased."""
+    entry["held"], entry["sent"] = [], []
+    entry["erased"] = True
+    return entry
+
+
 def expire_event_id(key: str, held_since_ms: int) -> str:
     return str(uuid.uuid5(EVENT_NAMESPACE, f"external-expire:{key}@{held_since_ms}"))
 

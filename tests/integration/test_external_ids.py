@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from streams import erase
 from streams.connectors import records
 from streams.views import fetch_link, fetch_trace
 from tests.conftest import EXAMPLES, Worker, start_worker, stop_worker, wait_for
@@ -25,7 +26,7 @@ from tests.integration.test_intake import post
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 21, 9, 15, 42, tzinfo=UTC)  # the example lead's capture
-CONTACTS = {"first": ("6201", "8901"), "reverse": ("6202", "8902")}
+CONTACTS = {"first": ("6201", "8901"), "reverse": ("6202", "8902"), "erased": ("6203", "8903")}
 
 
 def email_of(case: str) -> str:
@@ -171,3 +172,30 @@ def test_events_before_the_link_are_held_then_land_on_the_first_lead(worker: Wor
     assert link["leadId"] is None
     send(worker, [creation(contact)])
     assert_on_first_lead(worker, lead_id, contact)
+
+
+def test_the_crms_privacy_deletion_erases_the_lead_it_is_linked_to(worker: Worker) -> None:
+    contact, call = CONTACTS["erased"]
+    lead_id = capture_lead(worker, "erased")
+    send(worker, [creation(contact), *rep_work(contact, call)[:1]])
+
+    def linked() -> dict[str, Any] | None:
+        status, link = fetch_link(worker.base_url, "hubspot", "contact", contact)
+        return link if status == 200 and link["sent"] == 1 else None
+
+    assert wait_for("the contact linked", linked, 30)["leadId"] == lead_id
+    deletion = {"eventId": 9, "subscriptionType": "contact.privacyDeletion",
+                "objectId": int(contact), "occurredAt": at(timedelta(days=2)),
+                "portalId": 62515, "appId": 54321}
+    status, _, answer = hs_post(worker, json.dumps([deletion]).encode())
+    assert status == 200, answer
+    (asked,) = answer["erasures"]
+    # The contact's person is erased, and so the lead captured first, not only the
+    # contact's own (never created) lead.
+    done = erase.wait(worker.settings, {"erasure_id": asked["erasureId"], "lead_id": lead_id},
+                      60)
+    assert done["leads"] == [lead_id]
+    link = wait_for("the link table forgets", lambda: (
+        lambda s, b: b if s == 200 and b["sent"] == 0 else None)(
+        *fetch_link(worker.base_url, "hubspot", "contact", contact)), 30)
+    assert link["leadId"] == lead_id
