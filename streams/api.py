@@ -260,7 +260,7 @@ def register(app: Any) -> None:
             if forwarded is not None:
                 return forwarded
             entry = links.data.get(key)
-            if entry is None:
+            if not isinstance(entry, dict) or "derived" not in entry:  # not a kept event
                 return problem(self, LeadflowError(
                     ErrorCode.NOT_FOUND, f"no event of {key} seen (yet)", field="object_id"))
             return self.bytes(orjson.dumps(external.summary(key, entry)),

@@ -10,7 +10,7 @@ system captured it. An object whose capture carries no e-mail is a lead of its o
 One entry per external key (a Faust table, keyed and partitioned like the topic)::
 
     {"derived": lead_id, "lead": lead_id | None, "identity_key": str | None,
-     "asked": [occurred_ms, event_id] | None, "held": [event, ...], "sent": [event, ...]}
+     "asked": [occurred_ms, event_id] | None, "held": [event, ...], "sent": int}
 
     event = {"kind": lead | activity | status | touch, "event_id", "occurred_at": ms,
              "payload": str (base64 of the inbound record, Avro with Confluent framing)}
@@ -23,11 +23,13 @@ Arrival order does not decide anything:
   so captures read in any order ask about the same person;
 * identity answers with the person's canonical lead, which is a function of the set of
   captures only; when a later capture changes the canonical lead, identity answers again and
-  the object's events already sent (``sent``) are sent again to the new lead: the trace drops
-  what it already has (same event ids), so the final lead holds every event of the object.
+  the object's events already sent are sent again to the new lead: the trace drops what it
+  already has (same event ids), so the final lead holds every event of the object. The
+  caller keeps those events one by one (``Keep``: the i-th event sent, ``sent`` counts them)
+  beside the entry, so the entry stays small however many events an object has.
 
-Captures are held only until the link is known and never kept in ``sent``: the entry holds no
-personal data once linked (the capture on the first lead stays where it went; the identity
+Captures are held only until the link is known and never kept: nothing of them stays once
+linked (the capture on the first lead stays where it went; the identity
 link makes the two leads one timeline).
 """
 
@@ -59,7 +61,21 @@ class Ask(NamedTuple):
     event_id: str
 
 
-Action = Forward | Ask
+class Keep(NamedTuple):
+    """Keep ``event``, the object's ``index``-th event sent, for a relink (``Resend``)."""
+
+    index: int
+    event: Event
+
+
+class Resend(NamedTuple):
+    """Send the object's kept events 0 … ``count`` - 1 again, to ``lead_id``."""
+
+    lead_id: str
+    count: int
+
+
+Action = Forward | Ask | Keep | Resend
 
 
 def external_key(source: str, object_type: str, object_id: Any) -> str:
@@ -68,7 +84,7 @@ def external_key(source: str, object_type: str, object_id: Any) -> str:
 
 def new_entry(derived: str) -> Entry:
     return {"derived": derived, "lead": None, "identity_key": None, "asked": None,
-            "held": [], "sent": []}
+            "held": [], "sent": 0}
 
 
 def _has(events: list[Event], event_id: str) -> bool:
@@ -77,9 +93,11 @@ def _has(events: list[Event], event_id: str) -> bool:
 
 def _deliver(entry: Entry, event: Event) -> list[Action]:
     """Send ``event`` to the linked lead; keep what a relink would have to send again."""
-    if event["kind"] != "lead" and not _has(entry["sent"], event["event_id"]):
-        entry["sent"].append(event)
-    return [Forward(entry["lead"], event)]
+    actions: list[Action] = [Forward(entry["lead"], event)]
+    if event["kind"] != "lead":
+        actions.append(Keep(entry["sent"], event))
+        entry["sent"] += 1
+    return actions
 
 
 def _release(entry: Entry) -> list[Action]:
@@ -133,7 +151,7 @@ def on_link(entry: Entry | None, derived: str | None, identity_key: str | None,
         return entry, []  # about an e-mail the object's earliest capture no longer has
     moved = entry["lead"] not in (None, lead_id)
     entry["lead"] = lead_id
-    actions: list[Action] = [Forward(lead_id, e) for e in entry["sent"]] if moved else []
+    actions: list[Action] = [Resend(lead_id, entry["sent"])] if moved and entry["sent"] else []
     return entry, actions + _release(entry)
 
 
@@ -151,9 +169,9 @@ def expire(entry: Entry) -> tuple[Entry, list[Action]]:
 
 def forget(entry: Entry) -> Entry:
     """The object's person is erased: the events kept for it go (held ones too: they are the
-    erased person's). The link stays, so the object's later events still find the lead,
-    which the intake keeps as erased."""
-    entry["held"], entry["sent"] = [], []
+    erased person's; the caller drops the ``sent`` kept ones first). The link stays, so the
+    object's later events still find the lead, which the intake keeps as erased."""
+    entry["held"], entry["sent"] = [], 0
     entry["erased"] = True
     return entry
 
@@ -166,4 +184,4 @@ def summary(key: str, entry: Entry) -> dict[str, Any]:
     """What the API shows of a link (no payloads: they may hold personal data)."""
     return {"externalKey": key, "leadId": entry["lead"], "derivedLeadId": entry["derived"],
             "linked": entry["lead"] is not None, "held": len(entry["held"]),
-            "sent": len(entry["sent"])}
+            "sent": entry["sent"]}

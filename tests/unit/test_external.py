@@ -31,6 +31,7 @@ class World:
     def __init__(self) -> None:
         self.identities: dict[str, Any] = {}
         self.links: dict[str, Any] = {}
+        self.kept: dict[tuple[str, int], Any] = {}
         self.traces: dict[str, set[str]] = defaultdict(set)
         self.to_identity: dict[str, deque] = defaultdict(deque)
         self.to_links: dict[str, deque] = defaultdict(deque)
@@ -72,6 +73,11 @@ class World:
             if isinstance(action, external.Forward):
                 self.to_intake.append(("intake", action.lead_id, action.event,
                                        action.event.get("email")))
+            elif isinstance(action, external.Keep):
+                self.kept[key, action.index] = action.event
+            elif isinstance(action, external.Resend):
+                self.act(key, [external.Forward(action.lead_id, self.kept[key, i])
+                               for i in range(action.count)])
             else:
                 self.to_identity[action.identity_key].append(
                     ("ask", action.derived, action.occurred_at, key, action.identity_key))
@@ -178,10 +184,12 @@ def test_an_object_of_a_known_person_makes_no_lead_of_its_own() -> None:
     assert alias_links == [] and answers == [(key, lead)]
     assert entry["canonical"] == lead and derived not in entry["aliases"]
     links, actions = external.on_link(links, derived, "idkey", lead)
-    assert [a.lead_id for a in actions] == [lead, lead]  # the capture, then the status
-    assert [a.event["event_id"] for a in actions] == ["c1", "s1"]
+    assert actions == [external.Forward(lead, ev("lead", "c1", 200)),  # the capture, then
+                       external.Forward(lead, ev("status", "s1", 300)),  # the status, kept
+                       external.Keep(0, ev("status", "s1", 300))]
     links, actions = external.on_event(links, derived, ev("touch", "t1", 400))
-    assert actions == [external.Forward(lead, ev("touch", "t1", 400))]
+    assert actions == [external.Forward(lead, ev("touch", "t1", 400)),
+                       external.Keep(1, ev("touch", "t1", 400))]
 
 
 def test_a_later_first_lead_moves_the_objects_events() -> None:
@@ -191,11 +199,11 @@ def test_a_later_first_lead_moves_the_objects_events() -> None:
     links, _ = external.on_event(None, derived, ev("lead", "c1", 200), "k")
     links, actions = external.on_link(links, derived, "k", derived)
     links, actions = external.on_event(links, derived, ev("status", "s1", 300))
-    assert actions == [external.Forward(derived, ev("status", "s1", 300))]
+    assert actions[0] == external.Forward(derived, ev("status", "s1", 300))
     entry, alias_links, answers = identity.resolve(entry, lead, 100)  # captured earlier
     assert alias_links == [identity.Alias(derived, lead)] and answers == [(key, lead)]
     links, actions = external.on_link(links, derived, "k", lead)
-    assert actions == [external.Forward(lead, ev("status", "s1", 300))]
+    assert actions == [external.Resend(lead, 1)]
     # A repeated answer changes nothing; one about another e-mail is ignored.
     assert external.on_link(links, derived, "k", lead)[1] == []
     assert external.on_link(links, derived, "other", derived)[1] == []
@@ -206,9 +214,9 @@ def test_an_object_without_email_is_its_own_lead_and_expiry_releases_orphans() -
     derived = lid("x")
     links, _ = external.on_event(None, derived, ev("touch", "t1", 300))
     links, actions = external.on_event(links, derived, ev("lead", "c1", 200))
-    assert {(a.lead_id, a.event["event_id"]) for a in actions} == {
-        (derived, "c1"), (derived, "t1")}
+    assert {(a.lead_id, a.event["event_id"]) for a in actions
+            if isinstance(a, external.Forward)} == {(derived, "c1"), (derived, "t1")}
     orphan, _ = external.on_event(None, derived, ev("touch", "t2", 300))
-    assert external.expire(orphan)[1] == [external.Forward(derived, ev("touch", "t2", 300))]
+    assert external.expire(orphan)[1][0] == external.Forward(derived, ev("touch", "t2", 300))
     asking, _ = external.on_event(None, derived, ev("lead", "c2", 200), "k")
     assert external.expire(asking)[1] == []  # waiting for identity: not expired
