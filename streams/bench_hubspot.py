@@ -2,8 +2,8 @@
 
 Batches of 100 ``contact.propertyChange`` events (hs_lead_status, 10 contacts × 10 changes)
 are POSTed to /v1/connectors/hubspot at a fixed rate, signed with X-HubSpot-Signature-v3 as
-HubSpot signs them. The contacts (a pool of 200, 10 new ones each batch until it wraps) are
-captured first, untimed, by workflow bodies: a status change of a contact leadflow has never
+HubSpot signs them. The contacts (10 new ones each batch) are captured first, untimed, by
+workflow bodies: a status change of a contact leadflow has never
 seen captured waits for its capture (agents.external), so the figure is the one of a CRM
 whose contacts leadflow knows. A batch's latency is the last of its events' trace steps to be
 written (their observed_at) minus when the request was sent; beside it, how long HubSpot
@@ -27,12 +27,9 @@ CONTACTS = 10
 VALUES = ("ATTEMPTED_TO_CONTACT", "IN_PROGRESS", "CONNECTED", "OPEN", "BAD_TIMING")
 
 
-POOL = 200
-
-
-def pool() -> list[int]:
+def pool(batches: int) -> list[int]:
     base = 10_000_000 + uuid.uuid4().int % 1_000_000_000 * 1000
-    return [base + i for i in range(POOL)]
+    return [base + i for i in range(batches * CONTACTS)]
 
 
 def workflow(contact: int, now_ms: int) -> bytes:
@@ -45,7 +42,7 @@ def workflow(contact: int, now_ms: int) -> bytes:
 def batch(n: int, now_ms: int, contacts_pool: list[int] | None = None
           ) -> tuple[bytes, list[str], set[str]]:
     """The body, its contacts' leads and its events' ids."""
-    contacts_pool = contacts_pool or pool()
+    contacts_pool = contacts_pool or pool(n + 1)
     contacts = [contacts_pool[(n * CONTACTS + i) % len(contacts_pool)]
                 for i in range(CONTACTS)]
     events = [{
@@ -73,7 +70,7 @@ async def run(base: str, api_key: str, rate: float = 20.0, seconds: float = 10.0
     total, warmup = int(rate * seconds), int(rate)
     sent: list[tuple[float, list[str], set[str]]] = []
     acks: list[float] = []
-    contacts = pool()
+    contacts = pool(total + warmup)
     async with aiohttp.ClientSession(headers=key_headers(api_key)) as http:
 
         async def post(body: bytes) -> None:
@@ -94,7 +91,7 @@ async def run(base: str, api_key: str, rate: float = 20.0, seconds: float = 10.0
                 sent.append((t0, leads, ids))
                 acks.append((time.time() - t0) * 1000)
 
-        for start_at in range(0, POOL, 20):  # captured first, untimed
+        for start_at in range(0, len(contacts), 20):  # captured first, untimed
             now = int(time.time() * 1000)
             await asyncio.gather(*(post(workflow(c, now))
                                    for c in contacts[start_at:start_at + 20]))
@@ -114,17 +111,18 @@ async def run(base: str, api_key: str, rate: float = 20.0, seconds: float = 10.0
     return len(sent), latencies, acks
 
 
-async def _linked(http: Any, base: str, contacts: list[int], timeout: float = 60.0) -> None:
-    """Until every contact's capture has linked it to its lead."""
+async def _linked(http: Any, base: str, contacts: list[int], timeout: float = 120.0) -> None:
+    """Until every contact's capture is in its lead's trace (linked, and read by the intake:
+    the timed batches must not queue behind the captures)."""
     deadline = time.monotonic() + timeout
-    waiting = list(contacts)
+    waiting = [records.external_lead_id("hubspot", "contact", c) for c in contacts]
     while waiting:
-        async with http.get(f"{base}/v1/external/hubspot/contact/{waiting[0]}") as resp:
-            if resp.status == 200 and (await resp.json())["linked"]:
-                waiting.pop(0)
+        async with http.get(f"{base}/v1/leads/{waiting[-1]}/trace") as resp:
+            if resp.status == 200:
+                waiting.pop()
                 continue
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{len(waiting)} HubSpot contacts not linked within 60 s")
+            raise RuntimeError(f"{len(waiting)} HubSpot contacts not captured in {timeout} s")
         await asyncio.sleep(0.1)
 
 

@@ -26,7 +26,8 @@ from tests.integration.test_intake import post
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 21, 9, 15, 42, tzinfo=UTC)  # the example lead's capture
-CONTACTS = {"first": ("6201", "8901"), "reverse": ("6202", "8902"), "erased": ("6203", "8903")}
+CONTACTS = {"first": ("6201", "8901"), "reverse": ("6202", "8902"), "erased": ("6203", "8903"),
+            "restart": ("6204", "8904")}
 
 
 def email_of(case: str) -> str:
@@ -56,15 +57,20 @@ def api() -> Iterator[HubSpotApi]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def worker(broker, api, tmp_path_factory) -> Iterator[Worker]:
-    w = start_worker(
-        broker, tmp_path_factory.mktemp("external"),
+def hubspot_worker(broker: Any, api: HubSpotApi, data_dir: Any, **env: str) -> Worker:
+    return start_worker(
+        broker, data_dir,
         LEADFLOW_PUBLIC_BASE_URL=PUBLIC,
         LEADFLOW_HUBSPOT_CLIENT_SECRETS=HUBSPOT_SECRET,
         LEADFLOW_HUBSPOT_API_URL=api.url,
         LEADFLOW_HUBSPOT_API_TOKEN=HUBSPOT_TOKEN,
+        **env,
     )
+
+
+@pytest.fixture(scope="module")
+def worker(broker, api, tmp_path_factory) -> Iterator[Worker]:
+    w = hubspot_worker(broker, api, tmp_path_factory.mktemp("external"))
     yield w
     stop_worker(w)
 
@@ -174,6 +180,14 @@ def test_events_before_the_link_are_held_then_land_on_the_first_lead(worker: Wor
     assert_on_first_lead(worker, lead_id, contact)
 
 
+def wait_held(worker: Worker, contact: str, count: int) -> dict[str, Any]:
+    def held() -> dict[str, Any] | None:
+        status, link = fetch_link(worker.base_url, "hubspot", "contact", contact)
+        return link if status == 200 and link["held"] == count else None
+
+    return wait_for(f"{count} events of {contact} held", held, 30)
+
+
 def test_the_crms_privacy_deletion_erases_the_lead_it_is_linked_to(worker: Worker) -> None:
     contact, call = CONTACTS["erased"]
     lead_id = capture_lead(worker, "erased")
@@ -199,3 +213,26 @@ def test_the_crms_privacy_deletion_erases_the_lead_it_is_linked_to(worker: Worke
         lambda s, b: b if s == 200 and b["sent"] == 0 else None)(
         *fetch_link(worker.base_url, "hubspot", "contact", contact)), 30)
     assert link["leadId"] == lead_id
+
+
+def test_held_events_survive_a_restart(broker, api, tmp_path_factory, worker: Worker) -> None:
+    """The link table is a changelogged table: a worker restarted in between still holds
+    the rep's work and releases it when the contact's creation comes."""
+    stop_worker(worker)  # the module's worker would share the partitions otherwise
+    contact, call = CONTACTS["restart"]
+    data = tmp_path_factory.mktemp("restart")
+    app_id = f"leadflow-test-{uuid.uuid4().hex[:8]}"
+    first = hubspot_worker(broker, api, data, LEADFLOW_APP_ID=app_id)
+    try:
+        lead_id = capture_lead(first, "restart")
+        send(first, rep_work(contact, call))
+        assert wait_held(first, contact, 3)["leadId"] is None
+    finally:
+        stop_worker(first)
+    second = hubspot_worker(broker, api, data, LEADFLOW_APP_ID=app_id)
+    try:
+        assert wait_held(second, contact, 3)["leadId"] is None
+        send(second, [creation(contact)])
+        assert_on_first_lead(second, lead_id, contact)
+    finally:
+        stop_worker(second)
