@@ -22,7 +22,7 @@ from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 
 from streams import malloc, topics, webhooks
-from streams.core import compliance, contract, payloads, trace
+from streams.core import compliance, contract, external, payloads, trace
 from streams.deadletter import dead_letter, key_of
 from streams.errors import ErrorCode, LeadflowError
 from streams.store_memory import rocksdb_memory
@@ -202,14 +202,15 @@ def register(app: Any) -> None:
         async def post(self, request: Request) -> Response:
             return await ingest(self, request, "crm")
 
-    async def on_owner(view: View, request: Request, lead_id: str) -> Response | None:
+    async def on_owner(view: View, request: Request, lead_id: str,
+                       table: Any = None) -> Response | None:
         """Forward to the worker whose active partition holds ``lead_id`` (None: this one).
 
         Not Faust's ``table_route``: it finds the partition of the key as the table's
         serializer writes it (JSON, quoted), while leadflow places a lead on the partition of
         its bare id, like its inbound topics. With standby replicas the wrong worker had a
         copy to answer from, some seconds behind; without, it answered 404."""
-        changelog = traces.changelog_topic.get_topic_name()
+        changelog = (table or traces).changelog_topic.get_topic_name()
         try:
             owner = app.assignor.key_store(changelog, lead_id.encode())
         except KeyError:  # no assignment yet (rebalancing)
@@ -245,6 +246,26 @@ def register(app: Any) -> None:
                 }),
                 content_type="application/json",
             )
+
+    links = app.tables_by_name["external_ids"]
+
+    @app.page("/v1/external/{source}/{object_type}/{object_id}")
+    class ExternalLink(View):
+        """Which lead a vendor's object belongs to (agents.external): `leadflow trace
+        hubspot:contact:5101` asks here first."""
+
+        async def get(self, request: Request, source: str, object_type: str,
+                      object_id: str) -> Response:
+            key = external.external_key(source, object_type, object_id)
+            forwarded = await on_owner(self, request, key, links)
+            if forwarded is not None:
+                return forwarded
+            entry = links.data.get(key)
+            if not isinstance(entry, dict) or "derived" not in entry:  # not a kept event
+                return problem(self, LeadflowError(
+                    ErrorCode.NOT_FOUND, f"no event of {key} seen (yet)", field="object_id"))
+            return self.bytes(orjson.dumps(external.summary(key, entry)),
+                              content_type="application/json")
 
     @app.page("/v1/sla")
     class Sla(View):

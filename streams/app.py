@@ -114,6 +114,7 @@ def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
     from streams import policies
     from streams.agents import (
         archive,
+        external,
         feedback,
         identity,
         intake,
@@ -139,6 +140,7 @@ def build_app(settings: Settings, *, api: bool = True) -> LeadflowApp:
     app.policies = policies.load(settings)
     intake.register(app)
     identity.register(app)
+    external.register(app)
     routing.register(app)
     watermarks.register(app)
     marketing.register(app)

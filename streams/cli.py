@@ -112,7 +112,8 @@ def up(demo: bool, exit_after: float | None, leads: int, seed: int, dashboard_po
 def trace(lead_id: str, url: str | None, as_json: bool) -> None:
     """Print a lead's timeline: every step with event and observation time.
 
-    A vendor's object names its lead too (SOURCE:TYPE:ID, as a connector derived it).
+    A vendor's object names its lead too (SOURCE:TYPE:ID): the lead it is linked to (the
+    first lead of its person), else the object's own.
 
     \b
     Example:
@@ -122,15 +123,18 @@ def trace(lead_id: str, url: str | None, as_json: bool) -> None:
     """
     from streams.access.client import client_key
     from streams.connectors.records import external_lead_id
-    from streams.views import fetch_trace, render_trace
+    from streams.views import fetch_link, fetch_trace, render_trace
 
+    settings = Settings.load()
+    base = url or f"http://{settings.web_host}:{settings.web_port}"
+    key = client_key(settings)
     source, _, rest = lead_id.partition(":")
     kind, _, object_id = rest.partition(":")
     if object_id:
-        lead_id = external_lead_id(source, kind, object_id)
-    settings = Settings.load()
-    base = url or f"http://{settings.web_host}:{settings.web_port}"
-    status, body = fetch_trace(base, lead_id, key=client_key(settings))
+        status, link = fetch_link(base, source, kind, object_id, key=key)
+        linked = link.get("leadId") if status == 200 else None
+        lead_id = linked or external_lead_id(source, kind, object_id)
+    status, body = fetch_trace(base, lead_id, key=key)
     if as_json:
         click.echo(json.dumps(body, indent=2))
     elif status != 200:

@@ -100,6 +100,9 @@ class Settings:
     hubspot_api_url: str = "https://api.hubapi.com"
     hubspot_api_token: str = ""
     hubspot_api_attempts: int = 4
+    # Events naming a vendor's object wait this long for the object's capture (which links
+    # it to its lead, core.external) before they go to the object's own lead.
+    external_hold_s: float = 600.0
     salesforce_org_ids: tuple[str, ...] = ()  # 15- or 18-character OrganizationId
     pipedrive_basic_auth: tuple[str, ...] = ()  # user:password
     close_signature_keys: tuple[str, ...] = ()  # hex signature_key of the subscription

@@ -70,7 +70,11 @@ EXAMPLES = TopicSpec(
 # Erasures (core.erasure): keyed by lead id for the intake, by identity key (a hash of the
 # e-mail) for the identity agent; both read the topic and each takes its own.
 ERASURES = TopicSpec("leadflow.erasures", "ErasureRequested", "lead id or identity key")
-INTERNAL = (IDENTITY_CLAIMS, IDENTITY_RESOLVED, ROUTING, MARKETING, EXAMPLES, ERASURES)
+# Connectors' events that name a vendor's object, not a lead (core.external), and identity's
+# answers: keyed by the object's external key (source:type:id), like the link table.
+EXTERNAL = TopicSpec("leadflow.external-events", "ExternalEvent", "external key")
+INTERNAL = (IDENTITY_CLAIMS, IDENTITY_RESOLVED, ROUTING, MARKETING, EXAMPLES, ERASURES,
+            EXTERNAL)
 
 ALL = INBOUND + OUTBOUND + INTERNAL
 BY_NAME = {t.name: t for t in ALL}

@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from streams.access.client import env_key, headers
 
@@ -27,6 +28,13 @@ def get_json(url: str, timeout: float = 5.0, key: str | None = None) -> tuple[in
 
 def fetch_trace(base_url: str, lead_id: str, key: str | None = None) -> tuple[int, Any]:
     return get_json(f"{base_url.rstrip('/')}/v1/leads/{lead_id}/trace", key=key)
+
+
+def fetch_link(base_url: str, source: str, object_type: str, object_id: str,
+               key: str | None = None) -> tuple[int, Any]:
+    """Which lead a vendor's object belongs to (GET /v1/external/…)."""
+    path = "/".join(quote(part, safe="") for part in (source, object_type, object_id))
+    return get_json(f"{base_url.rstrip('/')}/v1/external/{path}", key=key)
 
 
 def _ts(ms: int | None) -> str:

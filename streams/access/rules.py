@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Need] = {
     "/v1/activities": INGEST,
     "/v1/webhooks/crm": INGEST,
     "/v1/leads/{lead_id}/trace": READ,
+    "/v1/external/{source}/{object_type}/{object_id}": READ,
     "/v1/sla": READ,
     "/v1/stats": READ,
     "/metrics": READ,

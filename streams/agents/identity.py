@@ -1,7 +1,10 @@
 """Identity: the same normalised email is the same person.
 
 Claims arrive keyed by the person's identity key (a hash of the normalised email,
-core.erasure.identity_key), so one person's claims meet on one partition. When a claim makes
+core.erasure.identity_key), so one person's claims meet on one partition. A claim naming a
+vendor object (``external_key``) asks which lead the object belongs to; the answer, and a new
+one whenever the person's canonical lead changes, goes to leadflow.external-events keyed by
+the object (agents.external). When a claim makes
 a lead an alias of another (or changes which lead is canonical), both leads' traces
 get an IdentityResolved step, sent keyed by lead id back to the intake agent.
 """
@@ -50,8 +53,18 @@ def register(app: Any) -> None:
                 continue
             email = claim["email_key"]
             occurred_ms = contract.epoch_ms(claim["occurred_at"])
-            entry, links = identity.claim(identities.get(email), claim["lead_id"], occurred_ms)
+            entry, links, answers = identity.resolve(
+                identities.get(email), claim["lead_id"], occurred_ms, claim.get("external_key"))
             identities[email] = entry
+            for key, lead_id in answers:  # which lead each vendor object of the person is
+                await emitter.send(topics.EXTERNAL, key.encode(), {
+                    "external_key": key, "kind": "LINK",
+                    "event_id": identity.answer_event_id(key, lead_id, entry["canonical_at"]),
+                    "occurred_at": contract.from_epoch_ms(entry["canonical_at"]),
+                    "derived_lead_id": (claim["lead_id"] if key == claim.get("external_key")
+                                        else None),
+                    "identity_key": email, "lead_id": lead_id, "payload": None,
+                    "correlation_id": claim.get("correlation_id")})
             for link in links:
                 linked = contract.from_epoch_ms(identity.linked_at(entry, link))
                 for lead_id in (link.alias_lead_id, link.canonical_lead_id):

@@ -219,7 +219,9 @@ def run(mapping: SourceMapping, body: Any, correlation_id: str | None = None) ->
         yield out
 
 
-def lead_of(refs: tuple[Mapping[str, Any], ...], item: Any) -> str:
+def lead_of(refs: tuple[Mapping[str, Any], ...], item: Any) -> tuple[str, str | None]:
+    """The lead the event names, and the external key of the vendor object it names (None
+    for an e-mail or a leadflow lead id)."""
     for ref in refs:
         value = records.text(resolve(item, ref.get("pointer")))
         if value is None:
@@ -227,12 +229,14 @@ def lead_of(refs: tuple[Mapping[str, Any], ...], item: Any) -> str:
         how = ref.get("as", "external")
         if how == "email":
             try:
-                return records.email_lead_id(value)
+                return records.email_lead_id(value), None
             except LeadflowError:
                 continue
         if how == "uuid":
-            return value
-        return records.external_lead_id(ref["source"], ref.get("type", "object"), value)
+            return value, None
+        kind = ref.get("type", "object")
+        return (records.external_lead_id(ref["source"], kind, value),
+                records.external_key(ref["source"], kind, value))
     raise LeadflowError(ErrorCode.MISSING_FIELD, "the event names no lead this mapping knows "
                         f"(looked at {[r.get('pointer') for r in refs]})", "lead")
 
@@ -276,12 +280,13 @@ def _symbol(value: Any, allowed: type, field_name: str) -> str:
 
 def build(mapping: SourceMapping, rule: Rule, item: Any, key: str,
           correlation_id: str | None) -> records.Output:
-    lead_id = lead_of(rule.lead, item)
+    lead_id, object_key = lead_of(rule.lead, item)
     when = resolve(item, rule.occurred_at) if rule.occurred_at else None
     if when in (None, ""):
         raise LeadflowError(ErrorCode.MISSING_FIELD, "the event has no time", "occurred_at")
     occurred: datetime = records.timestamp(when, "occurred_at")
-    head = records.base(mapping.source, key, rule.name, lead_id, occurred, correlation_id)
+    head = records.base(mapping.source, key, rule.name, lead_id, occurred, correlation_id,
+                        object_key)
     get = lambda name, default=None: _value(mapping, rule, item, name, default)  # noqa: E731
     if rule.kind == "lead":
         names = ("email", "first_name", "last_name", "phone", "job_title", "company_name",

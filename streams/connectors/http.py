@@ -21,10 +21,11 @@ import orjson
 from faust.web import Request, Response, View
 
 from streams import erase, topics
+from streams.agents.external import event_record
 from streams.api import correlation_id, parse_json, problem, read_body
 from streams.connectors import auth, config, engine, hubspot, salesforce
 from streams.connectors.engine import Item
-from streams.core import contract
+from streams.core import contract, erasure
 from streams.deadletter import dead_letter, key_of
 from streams.errors import ErrorCode, LeadflowError
 
@@ -77,7 +78,7 @@ def register(app: Any) -> None:
         now = datetime.now(UTC)
         seen: set[str] = set()
         keys: set[str] = set()
-        sends: list[tuple[str, dict[str, Any]]] = []
+        sends: list[tuple[str, dict[str, Any], str | None]] = []
         errors: list[LeadflowError] = []
         repeats = 0
         for item in items:
@@ -91,15 +92,13 @@ def register(app: Any) -> None:
                     repeats += 1
                     continue
                 seen.add(record["event_id"])
+                object_key = record.pop("external_key", None)
                 try:
                     sends.append((kind, contract.validate(kind, record, observed_at=now,
-                                                          max_skew=skew)))
+                                                          max_skew=skew), object_key))
                 except LeadflowError as err:
                     errors.append(err)
-        await publish_all([
-            (topics.BY_KIND[kind], rec["lead_id"].encode(),
-             codec.encode(topics.BY_KIND[kind].subject, topics.BY_KIND[kind].record, rec))
-            for kind, rec in sends])
+        await publish_all([outgoing(kind, rec, object_key) for kind, rec, object_key in sends])
         transient = [e for e in errors if e.code is ErrorCode.UNAVAILABLE]
         for err in errors:
             if err.code is not ErrorCode.UNAVAILABLE:
@@ -111,12 +110,28 @@ def register(app: Any) -> None:
         return {
             "status": "accepted",
             "correlationId": cid,
+            # leadId of an event about a vendor object: the object's own lead id; the link
+            # agent may put the event on the lead of the same person captured first.
             "events": [{"eventId": r["event_id"], "leadId": r["lead_id"], "kind": k}
-                       for k, r in sends],
+                       | ({"externalKey": x} if x else {}) for k, r, x in sends],
             "repeats": repeats,
             "rejected": [{"code": str(e.code), "detail": e.detail, "field": e.field}
                          for e in errors],
         }
+
+    def outgoing(kind: str, record: dict[str, Any], object_key: str | None
+                 ) -> tuple[topics.TopicSpec, bytes, bytes]:
+        """An event naming a lead goes to its inbound topic; one about a vendor object goes
+        to the link agent, keyed by the object (agents.external)."""
+        spec = topics.BY_KIND[kind]
+        value = codec.encode(spec.subject, spec.record, record)
+        if object_key is None:
+            return spec, record["lead_id"].encode(), value
+        person = (erasure.identity_key_or_none(record["email"])
+                  if kind == "lead" and record.get("email") else None)
+        ext = topics.EXTERNAL
+        return ext, object_key.encode(), codec.encode(ext.subject, ext.record, event_record(
+            object_key, kind, record, value, person))
 
     def public_uri(request: Request) -> str:
         if settings.public_base_url:
@@ -189,6 +204,15 @@ def register(app: Any) -> None:
             key, record = erase.prepare(lead_id, by="hubspot", via="hubspot", correlation_id=cid)
             await asyncio.to_thread(erase.audit_request, settings, record)
             await publish(spec, key, codec.encode(spec.subject, spec.record, record))
+            # The contact may be linked to a lead captured first (agents.external): the link
+            # agent hands the erasure to the contact's person, so that lead goes too.
+            ext, contact = topics.EXTERNAL, hubspot.contact_key(object_id)
+            await publish(ext, contact.encode(), codec.encode(ext.subject, ext.record, {
+                "external_key": contact, "kind": "ERASE", "event_id": record["erasure_id"],
+                "occurred_at": record["requested_at"], "derived_lead_id": lead_id,
+                "identity_key": None, "lead_id": None,
+                "payload": codec.encode(spec.subject, spec.record, record),
+                "correlation_id": cid}))
             asked.append({"objectId": object_id, "leadId": lead_id,
                           "erasureId": record["erasure_id"]})
         return asked

@@ -149,6 +149,10 @@ def contact_lead(object_id: Any) -> str:
     return records.external_lead_id(SOURCE, "contact", object_id)
 
 
+def contact_key(object_id: Any) -> str:
+    return records.external_key(SOURCE, "contact", object_id)
+
+
 def _prop(properties: Mapping[str, Any], name: str) -> Any:
     value = properties.get(name)
     return value.get("value") if isinstance(value, dict) else value  # workflow v1 shape
@@ -219,7 +223,8 @@ async def _one(event: Any, config: Config, api: Api,
         if object_id in (None, ""):
             raise LeadflowError(ErrorCode.MISSING_FIELD, "objectId is required", "objectId")
         occurred = records.timestamp(event.get("occurredAt"), "occurredAt")
-        head = records.base(SOURCE, key, str(kind), contact_lead(object_id), occurred, cid)
+        head = records.base(SOURCE, key, str(kind), contact_lead(object_id), occurred, cid,
+                            contact_key(object_id))
         if kind == "contact.creation":
             if isinstance(contacts, LeadflowError):
                 raise contacts
@@ -265,7 +270,7 @@ async def _engagement(event: Mapping[str, Any], object_id: Any, head: records.Re
     contacts = ((found.get("associations") or {}).get("contacts") or {}).get("results") or []
     out = []
     for contact in contacts:
-        lead_head = {**head, "lead_id": contact_lead(contact.get("id")),
+        lead_head = {**records.of_object(head, SOURCE, "contact", contact.get("id")),
                      "event_id": records.event_id(SOURCE, head["event_id"], str(contact))}
         if object_type == "calls":
             out.append(records.touch(lead_head, f"call:{object_id}",
@@ -295,5 +300,6 @@ def translate_workflow(body: Mapping[str, Any], config: Config,
                             "properties.createdate")
     key = f"workflow|{object_id}|{when}"
     head = records.base(SOURCE, key, "workflow", contact_lead(object_id),
-                        records.timestamp(when, "createdate"), correlation_id)
+                        records.timestamp(when, "createdate"), correlation_id,
+                        contact_key(object_id))
     return Item(key, [capture_from(properties, head, config.attributes)], [])

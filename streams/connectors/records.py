@@ -1,10 +1,11 @@
 """Vendor facts → leadflow inbound records (the dicts ``contract.validate`` checks).
 
-Lead ids of vendor objects are derived, never looked up: ``external_lead_id("hubspot",
-"contact", "1001")`` is the same uuid on every worker, in a replay and for every later event
-naming that contact, so a status change carrying only the CRM's id lands on the lead its
-capture created. A person known to a meeting tool by email only gets the lead id of that
-email; the capture's identity claim links leads of one email (``core.identity``).
+A record about a vendor object carries the object's external key (``hubspot:contact:1001``)
+and, as its lead id, the object's derived id (``external_lead_id``: the same uuid on every
+worker and in a replay). The link agent (agents.external, core.external) replaces it with the
+lead the object belongs to: the first lead of the person whose e-mail the object's capture
+carries, else the derived id. A person known to a meeting tool by email only gets the lead id
+of that email; the capture's identity claim links leads of one email (``core.identity``).
 
 Event ids are uuid5 of the vendor's dedup key (the key its docs say identifies a delivery of
 one event), so a redelivery is a duplicate the trace drops.
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.core.contract import EVENT_NAMESPACE, normalise_email
+from streams.core.external import external_key
 from streams.errors import ErrorCode, LeadflowError
 
 Record = dict[str, Any]
@@ -76,14 +78,26 @@ def text(value: Any) -> str | None:
 
 
 def base(source: str, key: str, part: str, lead_id: str, occurred: datetime,
-         correlation_id: str | None) -> Record:
-    return {
+         correlation_id: str | None, external_key: str | None = None) -> Record:
+    """A record's common fields. ``external_key``: the vendor object the record is about (its
+    ``lead_id`` is then the object's derived id); the HTTP layer pops it and sends the record
+    through the link agent (agents.external), which names the lead the object belongs to."""
+    head = {
         "event_id": event_id(source, key, part),
         "lead_id": lead_id,
         "occurred_at": occurred,
         "source_system": source,
         "correlation_id": correlation_id,
     }
+    if external_key is not None:
+        head["external_key"] = external_key
+    return head
+
+
+def of_object(head: Record, source: str, object_type: str, object_id: Any) -> Record:
+    """``head`` about another vendor object (a call's contact): its derived lead and key."""
+    return {**head, "lead_id": external_lead_id(source, object_type, object_id),
+            "external_key": external_key(source, object_type, object_id)}
 
 
 def capture(head: Record, fields: dict[str, Any]) -> Output:

@@ -117,7 +117,8 @@ def translate(notifications: Element, status_map: Mapping[str, str],
                                     "outbound message's fields", "sf:LastModifiedDate")
             occurred = records.timestamp(when, "LastModifiedDate")
             lead_id = records.external_lead_id(SOURCE, kind, object_id)
-            head = records.base(SOURCE, note_id, "capture", lead_id, occurred, correlation_id)
+            head = records.base(SOURCE, note_id, "capture", lead_id, occurred, correlation_id,
+                                records.external_key(SOURCE, kind, object_id))
             # The capture is dated when the lead was created, so later notifications of the
             # same lead are the same capture (a duplicate) rather than new ones.
             created = records.timestamp(f.get("CreatedDate") or when, "CreatedDate")

@@ -15,6 +15,13 @@ A lead id that was an alias and becomes canonical again (it is re-claimed with a
 time, e.g. captures replayed out of order) gets a self-link ``Alias(x, x)``: "x is its own
 canonical now", so consumers clear the pointer they were given earlier.
 
+Vendor objects (``core.external``) belong to a person too: ``resolve`` with an external key
+records the object in the entry (``"external": [key, ...]``) and answers with the person's
+canonical lead, and again for every object of the person whenever the canonical lead changes.
+The object's own capture counts only when it would be the canonical one (the earliest
+capture, or the first of the person): otherwise it goes to the canonical lead and no second
+lead exists at all.
+
 ``claim`` never mutates its input: entries are tiny (a handful of ids per person), and a
 pure transition keeps the agent's table update trivially correct.
 """
@@ -26,7 +33,7 @@ from typing import Any, NamedTuple
 
 from streams.core.contract import EVENT_NAMESPACE, normalise_email
 
-__all__ = ["Alias", "claim", "link_event_id", "linked_at", "normalise_email"]
+__all__ = ["Alias", "claim", "link_event_id", "linked_at", "normalise_email", "resolve"]
 
 Entry = dict[str, Any]
 
@@ -99,3 +106,38 @@ def linked_at(entry: Entry, link: Alias) -> int:
     either order, and the link must be dated the same way whichever came first."""
     canonical_at: int = entry["canonical_at"]
     return max(entry["aliases"].get(link.alias_lead_id, canonical_at), canonical_at)
+
+
+def resolve(entry: Entry | None, lead_id: str, occurred_at_ms: int,
+            external_key: str | None = None
+            ) -> tuple[Entry, list[Alias], list[tuple[str, str]]]:
+    """A claim (``external_key`` None: a lead captured with this e-mail) or a vendor object's
+    question (its capture, of derived lead ``lead_id``, carries this e-mail): the new entry,
+    the alias links to publish (as ``claim``) and the answers to send, ``(external key,
+    canonical lead id)`` — the asking object's, and every object's when the canonical lead
+    changed."""
+    externals: list[str] = list((entry or {}).get("external") or ())
+    before = None if entry is None else entry["canonical"]
+    if external_key is None or entry is None or (
+            (occurred_at_ms, lead_id) < (entry["canonical_at"], entry["canonical"])):
+        new, links = claim(entry, lead_id, occurred_at_ms)
+    else:
+        new, links = entry, []  # the object goes to the canonical lead: no lead of its own
+    if external_key is not None and external_key not in externals:
+        externals = sorted([*externals, external_key])
+    if externals != list(new.get("external") or ()):  # claim builds entries without them
+        new = {**new, "external": externals}
+    canonical = new["canonical"]
+    if canonical != before:
+        answers = [(key, canonical) for key in externals]
+    elif external_key is not None:
+        answers = [(external_key, canonical)]
+    else:
+        answers = []
+    return new, links, answers
+
+
+def answer_event_id(external_key: str, lead_id: str, canonical_at_ms: int) -> str:
+    """Deterministic id of an answer, so a replayed claim repeats it rather than adding one."""
+    name = f"external:{external_key}->{lead_id}@{canonical_at_ms}"
+    return str(uuid.uuid5(EVENT_NAMESPACE, name))

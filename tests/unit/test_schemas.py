@@ -25,6 +25,7 @@ SPEC_RECORDS = {
     "ModelPublished",
     "DeadLetter",
     "IdentityClaim",
+    "ExternalEvent",
     "IdentityResolved",
     "RoutingRequest",
     "MarketingFact",
