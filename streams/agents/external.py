@@ -96,15 +96,16 @@ def register(app: Any) -> None:
                                  record.get("identity_key"))
 
     def forget(key: str, partition: int, record: dict[str, Any]) -> None:
-        """The vendor erased the object's person (HubSpot's contact.privacyDeletion): the
-        erasure reaches the person's identity, hence every lead of the person, whichever the
-        object is linked to; the events kept here go."""
+        """The object's person is erased: the events kept here go. Asked by the vendor
+        (HubSpot's contact.privacyDeletion), the erasure also goes on to the person's
+        identity, hence every lead of the person, whichever the object is linked to; asked by
+        that identity (any erasure of the person), it already has."""
         entry = table.get(key)
         if entry is None or record.get("payload") is None:
             return
         request = codec.decode(record["payload"], topics.ERASURES.record)
         person = entry.get("identity_key")
-        if person:
+        if person and request.get("via") != "identity":
             emitter.stage(topics.ERASURES, person.encode(),
                           erasure.for_identity(request, person))
         for index in range(entry["sent"]):

@@ -106,6 +106,7 @@ def register(app: Any) -> None:
                 continue
             entry = identities.get(key)
             leads = [] if entry is None else [entry["canonical"], *entry["aliases"]]
+            objects = [] if entry is None else list(entry.get("external") or ())
             if entry is not None:
                 del identities[key]
             await asyncio.to_thread(erasure_log.append, erasure.audit(
@@ -116,3 +117,14 @@ def register(app: Any) -> None:
                                    erasure.for_lead(record, lead_id))
             if not leads:  # no lead known: what the archive holds of the address still goes
                 eraser.submit(None, record, key)
+            # The person's vendor objects: the link table keeps their capture and the events
+            # it forwarded (notes included) under the object's key (agents.external).
+            ext, request = topics.EXTERNAL, erasure.for_identity(record, key)
+            for object_key in objects:
+                await emitter.send(ext, object_key.encode(), {
+                    "external_key": object_key, "kind": "ERASE",
+                    "event_id": record["erasure_id"], "occurred_at": record["requested_at"],
+                    "derived_lead_id": None, "identity_key": None, "lead_id": None,
+                    "payload": codec.encode(topics.ERASURES.subject, topics.ERASURES.record,
+                                            request),
+                    "correlation_id": record.get("correlation_id")})

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 21, 9, 15, 42, tzinfo=UTC)  # the example lead's capture
 CONTACTS = {"first": ("6201", "8901"), "reverse": ("6202", "8902"), "erased": ("6203", "8903"),
-            "restart": ("6204", "8904")}
+            "restart": ("6204", "8904"), "byemail": ("6205", "8905")}
 
 
 def email_of(case: str) -> str:
@@ -213,6 +213,26 @@ def test_the_crms_privacy_deletion_erases_the_lead_it_is_linked_to(worker: Worke
         lambda s, b: b if s == 200 and b["sent"] == 0 else None)(
         *fetch_link(worker.base_url, "hubspot", "contact", contact)), 30)
     assert link["leadId"] == lead_id
+
+
+def test_any_erasure_of_the_person_empties_the_link_table(worker: Worker) -> None:
+    """Not only the CRM's own deletion: an erasure by e-mail (`leadflow erase`) reaches the
+    person's contacts too, and the events the link table kept for them (a status change's
+    notes, the capture) go."""
+    contact, call = CONTACTS["byemail"]
+    lead_id = capture_lead(worker, "byemail")
+    send(worker, [creation(contact), *rep_work(contact, call)[:1]])
+
+    def sent(count: int) -> Any:
+        def check() -> dict[str, Any] | None:
+            status, link = fetch_link(worker.base_url, "hubspot", "contact", contact)
+            return link if status == 200 and link["sent"] == count else None
+        return check
+
+    assert wait_for("the contact linked", sent(1), 30)["leadId"] == lead_id
+    done = erase.run(worker.settings, email_of("byemail"), by="dpo@test", timeout_s=60)
+    assert lead_id in done["leads"]
+    assert wait_for("the link table forgets", sent(0), 30)["leadId"] == lead_id
 
 
 def test_held_events_survive_a_restart(broker, api, tmp_path_factory, worker: Worker) -> None:
