@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -90,12 +91,10 @@ def files_holding(root: Path, person: Person) -> dict[str, list[bytes]]:
     return out
 
 
-async def _topic_records(bootstrap: str, start: dict[TopicPartition, int] | None = None
-                         ) -> dict[str, list[tuple[int, bytes]]]:
-    """(offset, key + value + headers) of every record per topic, from ``start`` (default:
-    the beginning of every partition) up to the ends of the partitions now (a worker that
-    runs keeps writing: routing watermarks)."""
-    ends = await _ends(bootstrap)
+async def _records(bootstrap: str, ends: dict[TopicPartition, int],
+                   start: dict[TopicPartition, int] | None = None) -> AsyncIterator[Any]:
+    """Every record of ``ends``' partitions from ``start`` (default: their beginnings) up to
+    those ends (a worker that runs keeps writing: routing watermarks)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
@@ -104,22 +103,29 @@ async def _topic_records(bootstrap: str, start: dict[TopicPartition, int] | None
         consumer.assign(list(todo))
         for tp in todo:
             consumer.seek(tp, (start or {}).get(tp, 0))
-        out: dict[str, list[tuple[int, bytes]]] = {}
         while todo:
             batch = await consumer.getmany(timeout_ms=5000)
             assert batch, f"partitions stopped short of their ends: {todo}"
             for tp, records in batch.items():
                 for r in records:
                     if tp in todo and r.offset < todo[tp]:
-                        raw = b"\0".join([r.key or b"", r.value or b"",
-                                          *(v for _, v in r.headers or ())])
-                        out.setdefault(tp.topic, []).append((r.offset, raw))
+                        yield r
                 if tp in todo and await consumer.position(tp) >= todo[tp]:
                     del todo[tp]
                     consumer.pause(tp)
-        return out
     finally:
         await consumer.stop()
+
+
+async def _topic_records(bootstrap: str, start: dict[TopicPartition, int] | None = None
+                         ) -> dict[str, list[tuple[int, bytes]]]:
+    """(offset, key + value + headers) of every record per topic, from ``start`` (default:
+    the beginning of every partition) up to the ends of the partitions now."""
+    out: dict[str, list[tuple[int, bytes]]] = {}
+    async for r in _records(bootstrap, await _ends(bootstrap), start):
+        raw = b"\0".join([r.key or b"", r.value or b"", *(v for _, v in r.headers or ())])
+        out.setdefault(r.topic, []).append((r.offset, raw))
+    return out
 
 
 async def _ends(bootstrap: str) -> dict[TopicPartition, int]:
@@ -136,27 +142,7 @@ async def _ends(bootstrap: str) -> dict[TopicPartition, int]:
 async def _compacted(bootstrap: str, topic: str) -> dict[tuple[int, bytes | None], bytes | None]:
     """``topic`` as compaction leaves it: the last value per (partition, key)."""
     ends = {tp: end for tp, end in (await _ends(bootstrap)).items() if tp.topic == topic}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        todo = {tp: end for tp, end in ends.items() if end > 0}
-        consumer.assign(list(todo))
-        await consumer.seek_to_beginning(*todo)
-        out: dict[tuple[int, bytes | None], bytes | None] = {}
-        while todo:
-            batch = await consumer.getmany(timeout_ms=5000)
-            assert batch, f"partitions stopped short of their ends: {todo}"
-            for tp, records in batch.items():
-                for r in records:
-                    if tp in todo and r.offset < todo[tp]:
-                        out[(tp.partition, r.key)] = r.value
-                if tp in todo and await consumer.position(tp) >= todo[tp]:
-                    del todo[tp]
-                    consumer.pause(tp)
-        return out
-    finally:
-        await consumer.stop()
+    return {(r.partition, r.key): r.value async for r in _records(bootstrap, ends)}
 
 
 def dead_letters_holding(bootstrap: str, person: Person
