@@ -152,12 +152,13 @@ def work_rate(stats: list[dict[str, Any]]) -> float:
 
 def bench_key(env: dict[str, str]) -> str:
     """A key of every scope for the bench's workers (added to their ``env``), with no rate
-    limit: the benches measure the pipeline, not the limiter."""
+    limit per key or per address (the HubSpot phase posts as the vendor, without a key, from
+    one address): the benches measure the pipeline, not the limiter."""
     from streams.access import keys
 
     key = keys.new_key()
     env["LEADFLOW_API_KEYS"] = keys.configured("bench", keys.SCOPES, key).line()
-    env["LEADFLOW_RATE_LIMIT_KEY"] = "0"
+    env["LEADFLOW_RATE_LIMIT_KEY"] = env["LEADFLOW_RATE_LIMIT_ADDRESS"] = "0"
     return key
 
 
