@@ -99,10 +99,10 @@ class CountingKafkaProducer(AIOKafkaProducer):
             # aiokafka uses request_timeout_ms twice: as each request's wait for its response
             # (its connections read it from the client when they open, after this) and as the
             # age at which a batch expires unsent. Faust sets 20 minutes for the expiry, so a
-            # produce request the broker never answered held every send of the worker for
-            # 20 minutes (seen on the embedded broker: both workers' agents stopped, lag
-            # frozen). A short wait drops that connection and resends the batch (a retriable
-            # error; per-partition order kept), with the batch's long expiry unchanged.
+            # produce request the broker never answered would hold every send of the worker
+            # for 20 minutes (suspected in the stalls of README Limits; test_producer_unanswered
+            # shows the hazard). A short wait drops that connection and resends the batch (a
+            # retriable error; per-partition order kept), with the batch's long expiry unchanged.
             self.client._request_timeout_ms = int(response_timeout_s * 1000)
 
     # Not coroutines themselves: they hand back aiokafka's, so a send costs no extra frame
