@@ -88,6 +88,7 @@ def new_app(settings: Settings, *, store: str, datadir: Path, web: bool) -> Lead
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         producer_linger=settings.producer_linger_ms / 1000.0,
+        producer_max_batch_size=settings.producer_max_batch_bytes,
         # Faust's default (1,000,000) is under max_record_bytes: a record the codec allows,
         # e.g. the dead letter of a nearly 1 MiB input, failed to send and crashed its agent.
         producer_max_request_size=max(1_000_000, settings.max_record_bytes + 65_536),

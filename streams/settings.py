@@ -53,6 +53,10 @@ class Settings:
     # drops the connection and sends the batch again (batches themselves are kept for Faust's
     # 20 minutes). Faust's one timeout for both let one unanswered request stop every agent.
     producer_response_timeout_s: float = 30.0
+    # The producer's record batch, one per partition and request. Faust's 16 KiB held three
+    # lead states (~4.6 KiB each): a flush of 886 traces took ~300 requests, one at a time,
+    # over 7 s, and the stop-and-restart test's workers fell minutes behind.
+    producer_max_batch_bytes: int = 524_288
     # Worker state
     store: str = "memory"  # memory | rocksdb (the default against a real Kafka)
     # Copies of each table partition kept warm on other workers (Faust's
