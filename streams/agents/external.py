@@ -35,6 +35,18 @@ def event_record(external_key: str, kind: str, record: dict[str, Any], payload: 
             "correlation_id": record.get("correlation_id")}
 
 
+def control_record(external_key: str, kind: str, event_id: str, occurred_at: Any, *,
+                   lead_id: str | None = None, derived_lead_id: str | None = None,
+                   identity_key: str | None = None, payload: bytes | None = None,
+                   correlation_id: str | None = None) -> dict[str, Any]:
+    """An ExternalEvent that carries no inbound record: identity's LINK answer, an ERASE of
+    the object's person, the expiry timer's EXPIRE."""
+    return {"external_key": external_key, "kind": kind, "event_id": event_id,
+            "occurred_at": occurred_at, "derived_lead_id": derived_lead_id,
+            "identity_key": identity_key, "lead_id": lead_id, "payload": payload,
+            "correlation_id": correlation_id}
+
+
 def kept_key(key: str, index: int) -> str:
     """Where the object's ``index``-th event sent is kept (beside its entry, on its
     partition): one small write per event instead of a growing entry."""
@@ -157,9 +169,6 @@ def register(app: Any) -> None:
             if (isinstance(entry, dict) and "derived" in entry and entry.get("held")
                     and entry["lead"] is None and entry["identity_key"] is None
                     and now - entry.get("held_since", now) >= hold_ms):
-                await emitter.send(spec, key.encode(), {
-                    "external_key": key, "kind": "EXPIRE",
-                    "event_id": external.expire_event_id(key, entry["held_since"]),
-                    "occurred_at": contract.from_epoch_ms(now), "derived_lead_id": None,
-                    "identity_key": None, "lead_id": None, "payload": None,
-                    "correlation_id": None})
+                await emitter.send(spec, key.encode(), control_record(
+                    key, "EXPIRE", external.expire_event_id(key, entry["held_since"]),
+                    contract.from_epoch_ms(now)))

@@ -17,6 +17,7 @@ from typing import Any
 from streams import topics
 from streams.agents.emit import Emitter
 from streams.agents.erasure import Eraser
+from streams.agents.external import control_record
 from streams.archive.erasures import ErasureLog
 from streams.archive.layout import archive_root
 from streams.core import contract, erasure, identity
@@ -57,14 +58,12 @@ def register(app: Any) -> None:
                 identities.get(email), claim["lead_id"], occurred_ms, claim.get("external_key"))
             identities[email] = entry
             for key, lead_id in answers:  # which lead each vendor object of the person is
-                await emitter.send(topics.EXTERNAL, key.encode(), {
-                    "external_key": key, "kind": "LINK",
-                    "event_id": identity.answer_event_id(key, lead_id, entry["canonical_at"]),
-                    "occurred_at": contract.from_epoch_ms(entry["canonical_at"]),
-                    "derived_lead_id": (claim["lead_id"] if key == claim.get("external_key")
-                                        else None),
-                    "identity_key": email, "lead_id": lead_id, "payload": None,
-                    "correlation_id": claim.get("correlation_id")})
+                await emitter.send(topics.EXTERNAL, key.encode(), control_record(
+                    key, "LINK", identity.answer_event_id(key, lead_id, entry["canonical_at"]),
+                    contract.from_epoch_ms(entry["canonical_at"]), lead_id=lead_id,
+                    derived_lead_id=(claim["lead_id"] if key == claim.get("external_key")
+                                     else None),
+                    identity_key=email, correlation_id=claim.get("correlation_id")))
             for link in links:
                 linked = contract.from_epoch_ms(identity.linked_at(entry, link))
                 for lead_id in (link.alias_lead_id, link.canonical_lead_id):
@@ -121,10 +120,8 @@ def register(app: Any) -> None:
             # it forwarded (notes included) under the object's key (agents.external).
             ext, request = topics.EXTERNAL, erasure.for_identity(record, key)
             for object_key in objects:
-                await emitter.send(ext, object_key.encode(), {
-                    "external_key": object_key, "kind": "ERASE",
-                    "event_id": record["erasure_id"], "occurred_at": record["requested_at"],
-                    "derived_lead_id": None, "identity_key": None, "lead_id": None,
-                    "payload": codec.encode(topics.ERASURES.subject, topics.ERASURES.record,
-                                            request),
-                    "correlation_id": record.get("correlation_id")})
+                await emitter.send(ext, object_key.encode(), control_record(
+                    object_key, "ERASE", record["erasure_id"], record["requested_at"],
+                    payload=codec.encode(topics.ERASURES.subject, topics.ERASURES.record,
+                                         request),
+                    correlation_id=record.get("correlation_id")))

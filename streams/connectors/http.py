@@ -21,7 +21,7 @@ import orjson
 from faust.web import Request, Response, View
 
 from streams import erase, topics
-from streams.agents.external import event_record
+from streams.agents.external import control_record, event_record
 from streams.api import correlation_id, parse_json, problem, read_body
 from streams.connectors import auth, config, engine, hubspot, salesforce
 from streams.connectors.engine import Item
@@ -207,12 +207,12 @@ def register(app: Any) -> None:
             # The contact may be linked to a lead captured first (agents.external): the link
             # agent hands the erasure to the contact's person, so that lead goes too.
             ext, contact = topics.EXTERNAL, hubspot.contact_key(object_id)
-            await publish(ext, contact.encode(), codec.encode(ext.subject, ext.record, {
-                "external_key": contact, "kind": "ERASE", "event_id": record["erasure_id"],
-                "occurred_at": record["requested_at"], "derived_lead_id": lead_id,
-                "identity_key": None, "lead_id": None,
-                "payload": codec.encode(spec.subject, spec.record, record),
-                "correlation_id": cid}))
+            await publish(ext, contact.encode(), codec.encode(ext.subject, ext.record,
+                          control_record(contact, "ERASE", record["erasure_id"],
+                                         record["requested_at"], derived_lead_id=lead_id,
+                                         payload=codec.encode(spec.subject, spec.record,
+                                                              record),
+                                         correlation_id=cid)))
             asked.append({"objectId": object_id, "leadId": lead_id,
                           "erasureId": record["erasure_id"]})
         return asked
