@@ -30,6 +30,8 @@ MAGIC = 0
 HEADER_BYTES = 5
 DEFAULT_MAX_RECORD_BYTES = 1_048_576
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_UUID_CHARS = 36
+_UUID_LENGTH = 72  # 36 as Avro writes a string's length (zigzag varint)
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
 Fixer = Callable[[Any], Any]
@@ -43,6 +45,20 @@ class _Plan:
     writer: Any
     reader: Any  # None when writer and reader are the same schema: no resolution needed
     fix: Fixer | None  # canonicalises uuid strings; None when the record has no uuid
+
+
+def with_lead_id(data: bytes, old: str, new: str) -> bytes | None:
+    """A framed inbound record (every one's first two fields are the event id and the lead id,
+    36-character uuid strings) naming lead ``new`` instead of ``old``, patched in place: ~1 µs
+    instead of a decode and an encode (~35 µs, on the link agent's path for every CRM event).
+    None when the bytes are not laid out so: the caller writes the record anew."""
+    lead = HEADER_BYTES + 1 + _UUID_CHARS + 1  # where the lead id's characters start
+    if (len(data) < lead + _UUID_CHARS or data[0] != MAGIC
+            or data[HEADER_BYTES] != _UUID_LENGTH or data[lead - 1] != _UUID_LENGTH
+            or data[lead:lead + _UUID_CHARS] != old.encode()
+            or not _CANONICAL_UUID.fullmatch(new)):
+        return None
+    return b"".join((data[:lead], new.encode(), data[lead + _UUID_CHARS:]))
 
 
 class Codec:

@@ -17,6 +17,7 @@ from typing import Any
 
 from streams import topics
 from streams.agents.emit import ChangelogTable, Emitter
+from streams.codec import with_lead_id
 from streams.core import contract, erasure, external
 from streams.errors import LeadflowError
 
@@ -65,23 +66,30 @@ def register(app: Any) -> None:
     table = ChangelogTable(emitter, links)
     hold_ms = int(settings.external_hold_s * 1000)
 
-    def forward(lead_id: str, event: external.Event) -> None:
+    def forward(lead_id: str, event: external.Event, derived: str) -> None:
         inbound = topics.BY_KIND[event["kind"]]
-        record = codec.decode(base64.b64decode(event["payload"]), inbound.record)
-        record["lead_id"] = lead_id
-        emitter.stage(inbound, lead_id.encode(), record)
+        payload = base64.b64decode(event["payload"])
+        value = payload if lead_id == derived else with_lead_id(payload, derived, lead_id)
+        if value is None:
+            record = codec.decode(payload, inbound.record)
+            record["lead_id"] = lead_id
+            emitter.stage(inbound, lead_id.encode(), record)
+        else:
+            emitter.stage_encoded(inbound, lead_id.encode(), value)
 
-    def act(key: str, partition: int, actions: list[external.Action], cid: str | None) -> None:
+    def act(key: str, partition: int, actions: list[external.Action], cid: str | None,
+            derived: str) -> None:
+        """``derived``: the object's own lead id, the one its events' payloads name."""
         for action in actions:
             if isinstance(action, external.Forward):
-                forward(action.lead_id, action.event)
+                forward(action.lead_id, action.event, derived)
             elif isinstance(action, external.Keep):
                 table.put(kept_key(key, action.index), action.event, partition)
             elif isinstance(action, external.Resend):
                 for index in range(action.count):
                     kept = table.get(kept_key(key, index))
                     if kept is not None:
-                        forward(action.lead_id, kept)
+                        forward(action.lead_id, kept, derived)
             else:
                 emitter.stage(topics.IDENTITY_CLAIMS, action.identity_key.encode(), {
                     "email_key": action.identity_key, "lead_id": action.derived,
@@ -143,7 +151,8 @@ def register(app: Any) -> None:
             elif "held_since" not in entry:
                 entry["held_since"] = int(time.time() * 1000)  # for the expiry timer
             table.put(key, entry, partition)
-        act(key, partition, actions, record.get("correlation_id"))
+        if entry is not None:
+            act(key, partition, actions, record.get("correlation_id"), entry["derived"])
 
     batch, within = settings.intake_batch, settings.intake_batch_wait_ms / 1000
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams import schemas
-from streams.codec import Codec, canonical_uuid
+from streams.codec import Codec, canonical_uuid, with_lead_id
 from streams.errors import ErrorCode, LeadflowError
 from streams.registry import FileRegistry
 
@@ -181,6 +181,30 @@ def test_inbound_records_round_trip(codec: Codec, name: str, data: st.DataObject
     if name in ("LeadCaptured", "ActivityRecorded"):  # v2: custom attributes, default {}
         record = {**record, "attributes": record.get("attributes", {})}
     assert codec.decode(encoded, name) == record
+
+
+@pytest.mark.parametrize("name", sorted(INBOUND))
+@_PROPERTY
+@given(data=st.data(), new=uuids)
+def test_a_lead_id_patched_in_place_reads_as_a_record_written_anew(
+    codec: Codec, name: str, data: st.DataObject, new: str,
+) -> None:
+    record = data.draw(INBOUND[name])
+    encoded = codec.encode(SUBJECTS[name], name, record)
+    patched = with_lead_id(encoded, record["lead_id"], new)
+    assert patched is not None
+    assert patched == codec.encode(SUBJECTS[name], name, {**record, "lead_id": new})
+
+
+def test_a_lead_id_is_patched_only_where_the_bytes_name_it(codec: Codec) -> None:
+    record = _sample("LeadStatusChanged")
+    encoded = codec.encode(SUBJECTS["LeadStatusChanged"], "LeadStatusChanged", record)
+    new = str(uuid.uuid4())
+    assert with_lead_id(encoded, str(uuid.uuid4()), new) is None  # another lead's record
+    assert with_lead_id(encoded, record["lead_id"], "not-a-uuid") is None
+    assert with_lead_id(encoded, record["lead_id"], new.upper()) is None  # not canonical
+    assert with_lead_id(encoded[:40], record["lead_id"], new) is None  # cut short
+    assert with_lead_id(b"\x01" + encoded[1:], record["lead_id"], new) is None  # not framed
 
 
 @pytest.mark.parametrize("name", schemas.record_names())
