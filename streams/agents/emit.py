@@ -9,15 +9,10 @@ offsets are never committed ahead of what their events produced (at-least-once h
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import weakref
-from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
 from faust.stores.memory import Store as MemoryStore
-from faust.streams import _current_event
 
 from streams.agents.sla import partition_of
 from streams.topics import TopicSpec
@@ -124,40 +119,48 @@ class Emitter:
 class ChangelogTable:
     """A Faust table whose changelog records are sent in per-partition batches.
 
-    ``put`` writes the store at once (later events of the same batch read it) and stages the
-    changelog record; ``flush`` sends the staged records, one per key however often it was
-    written, as one aiokafka batch per partition (~5 µs a record instead of ~40 µs through
-    ``send()``). Agents flush before taking the next batch, i.e. before Faust may commit the
-    offsets of the events that made them. Recovery stays Faust's own: same changelog topic,
-    json values, str keys.
+    ``put`` stages the write (later events of the same batch read it through ``get``);
+    ``flush`` sends the staged records, one per key however often it was written, as one
+    aiokafka batch per partition (~5 µs a record instead of ~40 µs through ``send()``).
+    Agents flush before taking the next batch, i.e. before Faust may commit the offsets of
+    the events that made them. Recovery stays Faust's own: same changelog topic, json
+    values, str keys.
+
+    With RocksDB the store is written only once the broker has acknowledged the changelog
+    records, in one write batch per partition with the offset they got (Faust's persisted
+    offset, where its recovery starts): the database is always the changelog up to that
+    offset, never ahead of it. Written at ``put``, a write the worker died before sending
+    was on disk and not in the changelog; the event, read again, was a duplicate of what
+    the disk held and was never sent: lost for the partition's next owner. And an offset
+    never advanced made every restart replay the whole changelog written since the
+    previous one. A memory store is rebuilt from the changelog at every start, so it is
+    written at once.
     """
 
     def __init__(self, emitter: Emitter, table: Any) -> None:
         self.emitter = emitter
         self.table = table
         self._staged: dict[str, tuple[int, Any]] = {}
+        # Sent, not yet acknowledged (RocksDB only): still read from here.
+        self._inflight: dict[str, tuple[int, Any]] = {}
         self._sending = asyncio.Lock()
 
     def get(self, key: str) -> Any:
         store = self.table.data
-        # A memory store's own dict: its mapping wrapper costs ~1 µs a call on the hot path.
-        return (store.data if isinstance(store, MemoryStore) else store).get(key)
+        if isinstance(store, MemoryStore):
+            # Its own dict: the mapping wrapper costs ~1 µs a call on the hot path.
+            return store.data.get(key)
+        hit = self._staged.get(key) or self._inflight.get(key)
+        if hit is not None:
+            return hit[1]
+        return store.get(key)
 
     def put(self, key: str, value: Any, partition: int) -> None:
         """Write; ``partition`` is the key's partition (the source event's, in a stream).
-
-        RocksDB picks its file by the current event's partition. Agents must not set the
-        stream's current event themselves: ``take_events`` reads it when it buffers the
-        next message, so a batch would get one event twice and lose another (measured:
-        ~1 lead in 1,000 vanished after a backlog). A private context variable value
-        names the partition instead, for streams and timers alike. A memory store is a
-        dict that needs no partition (naming one cost ~7 µs a write)."""
+        A memory store is a dict that needs no partition; RocksDB gets it at ``flush``."""
         store = self.table.data
         if isinstance(store, MemoryStore):
             store.data[key] = value
-        else:
-            with _as_partition(partition):
-                store[key] = value
         self._staged[key] = (partition, value)
 
     async def flush(self) -> None:
@@ -177,23 +180,50 @@ class ChangelogTable:
                 records.setdefault((topic, partition), []).append(
                     (orjson.dumps(key), orjson.dumps(value))
                 )
-            await send_batches(self.emitter.producer, records)
+            store = self.table.data
+            if isinstance(store, MemoryStore):
+                await send_batches(self.emitter.producer, records)
+                return
+            self._inflight = staged
+            try:
+                sent = await send_batches(self.emitter.producer, records)
+                offsets = [(p, n, (await fut).offset) for _, p, n, fut in sent]
+            except BaseException:
+                for key, entry in staged.items():  # not sent: stays to be sent
+                    self._staged.setdefault(key, entry)
+                self._inflight = {}
+                raise
+            self._inflight = {}
+            _persist(store, topic, records, offsets)
 
 
-class _PartitionEvent:
-    """Just enough of a Faust event for its RocksDB store to find the partition."""
+def _persist(store: Any, topic: str, records: Staged,
+             offsets: list[tuple[int, int, int]]) -> None:
+    """Write acknowledged changelog records to RocksDB, one write batch per partition with
+    the offset of its last record, if they follow on from the offset the database holds
+    (then it is the changelog up to that offset). Records that do not (another worker wrote
+    in between, or the database holds none yet) are written without moving the offset:
+    recovery reads them again, in the changelog's order. No await in here: nothing else
+    writes the database in between."""
+    import rocksdict
+    from faust.types import TP
 
-    __slots__ = ("message", "__weakref__")
-
-    def __init__(self, partition: int) -> None:
-        self.message = SimpleNamespace(partition=partition)
-
-
-@contextlib.contextmanager
-def _as_partition(partition: int) -> Iterator[None]:
-    event = _PartitionEvent(partition)
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
+    runs: dict[int, list[tuple[int, int]]] = {}
+    for partition, n, base in offsets:
+        runs.setdefault(partition, []).append((base, base + n - 1))
+    index = store._key_index
+    for (_, partition), items in records.items():
+        db = store._db_for_partition(partition)
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in items:
+            batch.put(key, value)
+            index[key] = partition
+        held = store.persisted_offset(TP(topic, partition))
+        last = -1 if held is None else held
+        for first, end in sorted(runs.get(partition, ())):
+            if first != last + 1:
+                break
+            last = end
+        if last != (-1 if held is None else held):
+            batch.put(store.offset_key, str(last).encode())
+        db.write(batch)
