@@ -155,6 +155,17 @@ class ChangelogTable:
             return hit[1]
         return store.get(key)
 
+    def items(self) -> list[tuple[str, Any]]:
+        """Every key and value, with the writes not yet in the store (what ``get`` reads):
+        with RocksDB, the store alone is the state as of the last acknowledged flush."""
+        store = self.table.data
+        if isinstance(store, MemoryStore):
+            return list(store.data.items())
+        pending = {**self._inflight, **self._staged}
+        out = [(k, v) for k, v in store.items() if k not in pending]
+        out += [(k, v) for k, (_, v) in pending.items()]
+        return out
+
     def put(self, key: str, value: Any, partition: int) -> None:
         """Write; ``partition`` is the key's partition (the source event's, in a stream).
         A memory store is a dict that needs no partition; RocksDB gets it at ``flush``."""

@@ -42,6 +42,7 @@ def register(app: Any) -> None:
     index = SlaIndex(app, idle_ms=int(settings.sla_idle_s * 1000), report=stats.clocks,
                      settle_ms=int(settings.sla_settle_s * 1000),
                      idle_pace=settings.sla_idle_pace)
+    index.table = table
     # What has been flushed, for routing's watermarks (agents.watermarks).
     progress = app.intake_progress = Progress()
     eraser = Eraser(app)

@@ -72,7 +72,7 @@ def register(app: Any) -> None:
         current = clock.now(0, lagging=lag, wall_ms=now_ms)
         if current is None:
             return
-        for key, month in list(raw.data.items()):
+        for key, month in table.items():
             if key.startswith("lead/"):
                 continue
             volume_due, rate_due = monthly.month_due(contract, key)

@@ -55,7 +55,7 @@ def register(app: Any) -> None:
 
     def hold_again(now_ms: int) -> None:
         holding.restart(now_ms, _now_ms())
-        for key, lead in raw.data.items():
+        for key, lead in table.items():
             if key != REPS and isinstance(lead, dict):
                 for request in (lead.get("pending") or {}).values():
                     holding.hold(request)

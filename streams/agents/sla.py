@@ -73,6 +73,7 @@ class SlaIndex:
         self._done_offset: dict[TP, int] = {}
         self._active: frozenset[int] = frozenset()
         self._reindex = False
+        self.table: Any = None  # the traces ChangelogTable: its writes not yet in the store too
 
     def processed(self, msg: Any, occurred_ms: int | None, wall_ms: int) -> None:
         """After an input event's state is written: it counts for the clock."""
@@ -157,7 +158,8 @@ class SlaIndex:
                 self._due.pop(lead_id, None)
         if gained:
             wall_ms = int(time.time() * 1000)
-            for lead_id, state in table.data.items():
+            rows = self.table.items() if self.table is not None else table.data.items()
+            for lead_id, state in rows:
                 p = partition_of(lead_id, partitions)
                 if p in gained and isinstance(state, dict):
                     self.index(lead_id, p, state)

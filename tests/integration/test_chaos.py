@@ -145,6 +145,8 @@ def test_two_workers_killed_four_times_lose_and_double_nothing(
     assert not report["steps_doubled"], f"leads with doubled steps: {report['steps_doubled'][:5]}"
     assert not report["verdicts_doubled"], (
         f"clauses judged twice: {report['verdicts_doubled'][:5]}")
+    assert not report["verdicts_conflicting"], (
+        f"repeats that differ: {report['verdicts_conflicting'][:5]}")
     assert not report["verdicts_missing"], f"verdicts never came: {report['verdicts_missing'][:5]}"
     assert not report["verdicts_wrong"], f"verdicts differ: {report['verdicts_wrong'][:5]}"
     assert report["dead_letters_by_code"] == report["bad_inputs_by_code"], report
@@ -157,6 +159,11 @@ def _judge(scenario: Any, counts: Counter[str], verdicts: list[dict[str, Any]],
     # A verdict resent with its event id is a repeat a reader recognises (at least once);
     # two verdicts with different ids for one clause are a clause judged twice.
     ids = {v["event_id"] for v in finals}
+    # ... and a repeat must say the same: a reader keeps whichever copy it reads first.
+    said: dict[str, set[Any]] = {}
+    for v in verdicts:
+        said.setdefault(v["event_id"], set()).add((v["verdict"], v["met_at"], v["status"]))
+    conflicting = [i for i, s in said.items() if len(s) > 1]
     once = Counter(_verdict_key(v) for v in {v["event_id"]: v for v in finals}.values())
     twice = [k for k, n in once.items() if n > 1]
     missing: list[Any] = []
@@ -166,6 +173,7 @@ def _judge(scenario: Any, counts: Counter[str], verdicts: list[dict[str, Any]],
             got = backlog_verdicts(scenario, list({v["event_id"]: v for v in verdicts}.values()))
         except AssertionError as err:  # a final verdict other than the truth's
             return {"steps_lost": lost, "steps_doubled": doubled, "verdicts_doubled": [],
+                    "verdicts_conflicting": conflicting,
                     "verdicts_missing": [], "verdicts_wrong": [str(err)[:2000]],
                     "dead_letters_by_code": None, "bad_inputs_by_code": None}
         want = scenario.expected_verdicts(final=True, exact_only=True, corrected=True)
@@ -177,7 +185,8 @@ def _judge(scenario: Any, counts: Counter[str], verdicts: list[dict[str, Any]],
     return {
         "steps_lost": lost, "steps_doubled": doubled,
         "verdicts": len(ids), "verdicts_repeated": len(finals) - len(ids),
-        "verdicts_doubled": twice, "verdicts_missing": missing, "verdicts_wrong": wrong,
+        "verdicts_doubled": twice, "verdicts_conflicting": conflicting,
+        "verdicts_missing": missing, "verdicts_wrong": wrong,
         "dead_letters": len(dead), "dead_letter_repeats": len(dead) - len(by_source),
         "dead_letters_by_code": dict(Counter(by_source.values())),
         "bad_inputs_by_code": dict(bad_input),
