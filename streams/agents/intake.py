@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from streams import topics
-from streams.agents.emit import ChangelogTable, Emitter
+from streams.agents.emit import ChangelogTable, Emitter, acked_if_flushed
 from streams.agents.erasure import Eraser
 from streams.agents.sla import SlaIndex, register_timer
 from streams.core import contract, erasure, handoff, trace
@@ -172,26 +172,31 @@ def register(app: Any) -> None:
     batch, within = settings.intake_batch, settings.intake_batch_wait_ms / 1000
 
     def agent_for(spec: topics.TopicSpec) -> Any:
+        async def process(events: list[Any]) -> list[Any]:
+            done = []
+            for event in events:
+                occurred = None
+                try:
+                    occurred = await handle(spec, event.message)
+                except Exception as exc:  # a bug must not stop the stream or lose the record
+                    key = event.message.key
+                    app.log.exception(
+                        "intake failed on %s at offset %s", event.message.tp,
+                        event.message.offset,
+                        extra={"lead_id": key.decode("utf-8", "replace") if key else None})
+                    await reject(LeadflowError(ErrorCode.INTERNAL, repr(exc)), event.message)
+                index.processed(event.message, occurred, int(time.time() * 1000))
+                msg = event.message
+                done.append((msg.topic, msg.partition, msg.offset,
+                             round(msg.timestamp * 1000) if msg.timestamp else None))
+            await flush()
+            return done
+
         async def intake(stream: Any) -> None:
             # Batches amortise the changelog sends; `within` bounds the latency they add.
             async for events in stream.take_events(batch, within=within):
-                done = []
-                for event in events:
-                    occurred = None
-                    try:
-                        occurred = await handle(spec, event.message)
-                    except Exception as exc:  # a bug must not stop the stream or lose the record
-                        key = event.message.key
-                        app.log.exception(
-                            "intake failed on %s at offset %s", event.message.tp,
-                            event.message.offset,
-                            extra={"lead_id": key.decode("utf-8", "replace") if key else None})
-                        await reject(LeadflowError(ErrorCode.INTERNAL, repr(exc)), event.message)
-                    index.processed(event.message, occurred, int(time.time() * 1000))
-                    msg = event.message
-                    done.append((msg.topic, msg.partition, msg.offset,
-                                 round(msg.timestamp * 1000) if msg.timestamp else None))
-                await flush()
+                with acked_if_flushed(events):
+                    done = await process(events)
                 progress.flushed(done)  # after the flush: a watermark never passes a send
 
         return intake

@@ -24,7 +24,7 @@ from typing import Any
 from faust.types import TP
 
 from streams import topics
-from streams.agents.emit import ChangelogTable, Emitter
+from streams.agents.emit import ChangelogTable, Emitter, acked_if_flushed
 from streams.agents.sla import lagging
 from streams.core import monthly, sla
 from streams.core.contract import EVENT_NAMESPACE, epoch_ms
@@ -104,13 +104,14 @@ def register(app: Any) -> None:
     @app.agent(source, name="marketing")
     async def facts(stream: Any) -> None:
         async for events in stream.take_events(settings.intake_batch, within=0.05):
-            app.stats.saw_internal(topics.MARKETING.name, len(events))
-            now_ms = int(time.time() * 1000)
-            for event, fact in await emitter.decoded(events, topics.MARKETING):
-                apply(fact)
-                done[tp] = event.message.offset
-                clock.observe(topics.MARKETING.name, 0, epoch_ms(fact["occurred_at"]), now_ms)
-            await table.flush()
+            with acked_if_flushed(events):
+                app.stats.saw_internal(topics.MARKETING.name, len(events))
+                now_ms = int(time.time() * 1000)
+                for event, fact in await emitter.decoded(events, topics.MARKETING):
+                    apply(fact)
+                    done[tp] = event.message.offset
+                    clock.observe(topics.MARKETING.name, 0, epoch_ms(fact["occurred_at"]), now_ms)
+                await table.flush()
 
     @app.timer(interval=settings.sla_tick_s * 5, name="sla.months")
     async def months() -> None:

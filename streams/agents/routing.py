@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from streams import topics
-from streams.agents.emit import ChangelogTable, Emitter
+from streams.agents.emit import ChangelogTable, Emitter, acked_if_flushed
 from streams.core import routing, routing_order
 from streams.core.contract import to_ms
 from streams.core.handoff import derived_id
@@ -107,31 +107,33 @@ def register(app: Any) -> None:
     @app.agent(source, name="routing")
     async def route(stream: Any) -> None:
         async for events in stream.take_events(settings.intake_batch, within=0.005):
-            requests = 0
-            for event, request in await emitter.decoded(events, topics.ROUTING):
-                stamp = event.message.timestamp
-                now_ms = round(stamp * 1000) if stamp else _now_ms()
-                if reload[0]:  # the first record read since the (re)start starts the grace
-                    reload[0] = False
-                    read_to[0] = now_ms
-                    hold_again(now_ms)
-                read_to[0] = max(read_to[0], now_ms)
-                if request["action"] == routing_order.WATERMARK:
-                    holding.watermark(request.get("partition") or 0,
-                                      to_ms(request["occurred_at"]), now_ms, _now_ms())
-                else:
-                    requests += 1
-                    hold(request)
-            if requests:  # watermarks are not work: a quiet pipeline must look idle
-                stats.saw_internal(topics.ROUTING.name, requests)
-            now_ms, wall_ms = read_to[0], _now_ms()
-            for request in holding.release(now_ms, wall_ms):
-                routed = decide(request)
-                if routed is not None:
-                    stats.decided(topics.ROUTED, routed)
-                    await emitter.send(topics.ROUTED, routed["lead_id"].encode(), routed)
-            stats.routing = holding.status(now_ms, wall_ms)
-            await table.flush()
+            with acked_if_flushed(events):
+                requests = 0
+                for event, request in await emitter.decoded(events, topics.ROUTING):
+                    stamp = event.message.timestamp
+                    now_ms = round(stamp * 1000) if stamp else _now_ms()
+                    if reload[0]:  # the first record read since the (re)start starts the grace
+                        reload[0] = False
+                        read_to[0] = now_ms
+                        hold_again(now_ms)
+                    read_to[0] = max(read_to[0], now_ms)
+                    if request["action"] == routing_order.WATERMARK:
+                        holding.watermark(request.get("partition") or 0,
+                                          to_ms(request["occurred_at"]), now_ms, _now_ms())
+                    else:
+                        requests += 1
+                        hold(request)
+                if requests:  # watermarks are not work: a quiet pipeline must look idle
+                    stats.saw_internal(topics.ROUTING.name, requests)
+                now_ms, wall_ms = read_to[0], _now_ms()
+                for request in holding.release(now_ms, wall_ms):
+                    routed = decide(request)
+                    if routed is not None:
+                        stats.decided(topics.ROUTED, routed)
+                        await emitter.send(topics.ROUTED, routed["lead_id"].encode(), routed)
+                stats.routing = holding.status(now_ms, wall_ms)
+                await emitter.flush()  # the decisions on the broker before their "applied"
+                await table.flush()
 
 
 def _routed(
