@@ -246,8 +246,9 @@ def _persist(store: Any, topic: str, records: Staged,
     the offset of its last record, if they follow on from the offset the database holds
     (then it is the changelog up to that offset). Records that do not (another worker wrote
     in between, or the database holds none yet) are written without moving the offset:
-    recovery reads them again, in the changelog's order. No await in here: nothing else
-    writes the database in between."""
+    recovery reads them again, in the changelog's order. Records at offsets the database
+    already has, or of a partition revoked meanwhile, are not written. No await in here:
+    nothing else writes the database in between."""
     import rocksdict
     from faust.types import TP
 
@@ -256,14 +257,24 @@ def _persist(store: Any, topic: str, records: Staged,
         runs.setdefault(partition, []).append((base, base + n - 1))
     index = store._key_index
     for (_, partition), items in records.items():
-        db = store._db_for_partition(partition)
+        db = store._dbs.get(partition)
+        if db is None:
+            # Revoked meanwhile: Faust let go of the database without closing it, and opening
+            # it again could meet RocksDB's lock. The changelog has the records; recovery
+            # reads them if the partition comes back.
+            continue
+        held = store.persisted_offset(TP(topic, partition))
+        last = -1 if held is None else held
+        sent = sorted(runs.get(partition, ()))
+        if not sent or sent[0][0] <= last:
+            # The database already has these offsets (recovered as a standby meanwhile):
+            # what it holds is as new or newer.
+            continue
         batch = rocksdict.WriteBatch(raw_mode=True)
         for key, value in items:
             batch.put(key, value)
             index[key] = partition
-        held = store.persisted_offset(TP(topic, partition))
-        last = -1 if held is None else held
-        for first, end in sorted(runs.get(partition, ())):
+        for first, end in sent:
             if first != last + 1:
                 break
             last = end
