@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from streams import policies, topics
+from streams.agents.sla import partition_of
 from streams.settings import Settings
 from streams.simulate import DUPLICATE, OK, generate
 from streams.simulate.truth import kafka_expected_counts
@@ -171,6 +172,8 @@ def test_two_workers_killed_four_times_lose_and_double_nothing(
     figures["seconds"] = round(time.monotonic() - started)
     report = _judge(scenario, counts, verdicts, traces, dead)
     figures.update({k: len(v) if isinstance(v, list) else v for k, v in report.items()})
+    figures["steps_lost_by_partition"] = dict(Counter(
+        partition_of(lead, settings.partitions) for lead, *_ in report["steps_lost"]))
     print(f"\nchaos figures: {figures}")
     assert not report["steps_lost"], f"leads missing input steps: {report['steps_lost'][:5]}"
     assert not report["steps_doubled"], f"leads with doubled steps: {report['steps_doubled'][:5]}"
