@@ -91,7 +91,7 @@ def start_worker(broker: EmbeddedBroker, data_dir: Path, **env: str) -> Worker:
     log = data_dir / "worker.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "worker"],
-        env=environ, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        env=environ, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90

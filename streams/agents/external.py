@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from streams import topics
-from streams.agents.emit import ChangelogTable, Emitter
+from streams.agents.emit import ChangelogTable, Emitter, acked_if_flushed
 from streams.codec import with_lead_id
 from streams.core import contract, erasure, external
 from streams.errors import LeadflowError
@@ -160,11 +160,12 @@ def register(app: Any) -> None:
     async def link(stream: Any) -> None:
         # Batches amortise the sends and changelog writes, as in the intake.
         async for events in stream.take_events(batch, within=within):
-            for event in events:
-                app.stats.saw_internal(spec.name)
-                handle(event.message)
-            await emitter.flush()
-            await table.flush()
+            with acked_if_flushed(events):
+                for event in events:
+                    app.stats.saw_internal(spec.name)
+                    handle(event.message)
+                await emitter.flush()  # the events on the broker before the link that sent them
+                await table.flush()
 
     @app.timer(interval=max(1.0, settings.external_hold_s / 4), name="external.expire")
     async def expire() -> None:
@@ -174,7 +175,7 @@ def register(app: Any) -> None:
         if app.rebalancing:
             return
         now = int(time.time() * 1000)
-        for key, entry in list(links.data.items()):
+        for key, entry in table.items():
             if (isinstance(entry, dict) and "derived" in entry and entry.get("held")
                     and entry["lead"] is None and entry["identity_key"] is None
                     and now - entry.get("held_since", now) >= hold_ms):
