@@ -151,9 +151,10 @@ class Settings:
     # then event time: core.routing_order): each worker sends a watermark per inbound
     # partition it owns this often, and after each flush that sent routing requests; a
     # partition whose watermarks stop for routing_stale_s (its owner died) stops holding
-    # the others back.
+    # the others back. 0: as long as the group can take to hand a dead worker's partitions
+    # to another (session timeout + rebalance timeout), which then sends watermarks again.
     routing_tick_s: float = 0.2
-    routing_stale_s: float = 10.0
+    routing_stale_s: float = 0.0
     # Owner notifications: every routing decision POSTed here, signed like inbound webhooks
     # with notify_secret, retried with doubling waits, dead-lettered after the last attempt.
     notify_url: str = ""
@@ -226,6 +227,13 @@ class Settings:
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    @property
+    def routing_stale_ms(self) -> int:
+        """Shorter, and a worker killed without leaving the group (SIGKILL, OOM, node loss)
+        has its partitions decided past before their next owner speaks: out of order."""
+        stale = self.routing_stale_s or self.session_timeout_s + self.rebalance_timeout_s
+        return int(stale * 1000)
 
     @property
     def registry_path(self) -> Path:

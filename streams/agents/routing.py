@@ -42,7 +42,7 @@ def register(app: Any) -> None:
         topics.ROUTING.name, key_serializer="raw", value_serializer="raw", partitions=1,
     )
     holding = routing_order.Holding(
-        settings.partitions, int(settings.routing_stale_s * 1000), _now_ms())
+        settings.partitions, settings.routing_stale_ms, _now_ms())
     reload = [True]  # hold again what the table holds: at the start and after an assignment
     # How far the router has read the routing topic (the latest record timestamp): with its
     # own clock, what says a partition's owner is gone (core.routing_order.Holding).

@@ -123,7 +123,7 @@ def test_two_workers_killed_four_times_lose_and_double_nothing(
         "LEADFLOW_STORE": store,
         "LEADFLOW_STANDBY_REPLICAS": "1",
         "LEADFLOW_RETRAIN_EVERY_S": "0", "LEADFLOW_RETRAIN_AFTER_LABELS": "0",
-        "LEADFLOW_ARCHIVE": "false", "LEADFLOW_LOG_LEVEL": "warn",
+        "LEADFLOW_ARCHIVE": "false", "LEADFLOW_LOG_LEVEL": os.environ.get("CHAOS_LOG", "warn"),
     }
     dirs = {"a": tmp_path / "a", "b": tmp_path / "b"}
     figures: dict[str, Any] = {"store": store, "leads": LEADS, "events": total, "seed": SEED,
@@ -206,6 +206,15 @@ def _judge(scenario: Any, counts: Counter[str], verdicts: list[dict[str, Any]],
         try:
             got = backlog_verdicts(scenario, list({v["event_id"]: v for v in verdicts}.values()))
         except AssertionError as err:  # a final verdict other than the truth's
+            if os.environ.get("CHAOS_DUMP"):
+                import json
+                import re
+                leads = sorted(set(re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                                              r"[0-9a-f]{12}", str(err))))
+                mine = [v for v in verdicts if v["lead_id"] in leads]
+                Path(os.environ["CHAOS_DUMP"]).write_text(json.dumps(
+                    {"error": str(err), "traces": {k: traces[k] for k in leads if k in traces},
+                     "verdicts": mine}, default=str, indent=1))
             return {"steps_lost": lost, "steps_doubled": doubled, "verdicts_doubled": [],
                     "verdicts_conflicting": conflicting,
                     "verdicts_missing": [], "verdicts_wrong": [str(err)[:2000]],
