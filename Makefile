@@ -18,7 +18,7 @@ up: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # Debian's Chromium for tests/e2e/test_browser.py (skipped without it); needs root.
 chromium:
