@@ -35,6 +35,7 @@ from tests.integration.test_scale_out import (
     _expected_steps,
     _traces,
     _verdict_key,
+    _wait_drained,
 )
 from tests.integration.test_sla_truth import FAST_CLOCK, backlog_verdicts, fill, fresh_broker
 
@@ -59,24 +60,6 @@ def _stats(worker: Any) -> dict[str, Any]:
 
 def _received(workers: list[Any]) -> int:
     return sum(_stats(w)["received_total"] for w in workers)
-
-
-def _wait_drained(workers: list[Any], partitions: int, timeout: float) -> None:
-    """As test_scale_out's: every record of the inputs committed, in two readings apart."""
-    specs = (*topics.INBOUND, topics.IDENTITY_RESOLVED, topics.ROUTED)
-    names = {s.name: s.partitions or partitions for s in specs}
-    deadline, calm = time.monotonic() + timeout, 0
-    lag: dict[tuple[str, str], int] = {}
-    while time.monotonic() < deadline:
-        lag = {(topic, part): n for w in workers
-               for topic, parts in _stats(w)["consumer_lag"].items()
-               if topic in names for part, n in parts.items()}
-        drained = len(lag) == sum(names.values()) and not any(lag.values())
-        calm = calm + 1 if drained else 0
-        if calm == 2:
-            return
-        time.sleep(3)
-    raise AssertionError(f"inputs not drained in {timeout}s: {lag}")
 
 
 def _plan(rng: random.Random, total: int) -> list[tuple[int, str]]:
@@ -158,7 +141,8 @@ def test_two_workers_killed_four_times_lose_and_double_nothing(
                 starting[name] = pool.submit(start_worker, broker, dirs[name], **env)
             workers = {name: f.result() for name, f in starting.items()}
             alive = list(workers.values())
-            _wait_drained(alive, settings.partitions, timeout=600 if FULL else 240)
+            _wait_drained(alive, (*topics.INBOUND, topics.IDENTITY_RESOLVED, topics.ROUTED),
+                          settings.partitions, timeout=600 if FULL else 240, stats=_stats)
             expected = scenario.expected_verdicts(final=True, exact_only=True)
             verdicts = _collect_verdicts(alive[0], set(expected))
             traces = _traces(alive, sorted(scenario.truth))

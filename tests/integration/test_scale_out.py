@@ -9,6 +9,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,16 +84,18 @@ def _verdict_key(v: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _wait_drained(workers: list[Worker], specs: tuple[topics.TopicSpec, ...],
-                  partitions: int, timeout: float = 240) -> None:
+                  partitions: int, timeout: float = 240,
+                  stats: Callable[[Worker], dict[str, Any]] | None = None) -> None:
     """Until the workers have committed every record of ``specs``' topics, in two readings a
     commit interval apart (verdicts can all be in while events that decide none, such as
-    activities, are still to be read)."""
+    activities, are still to be read). ``stats``: how a worker's /v1/stats is read."""
+    stats = stats or (lambda w: get_json(f"{w.base_url}/v1/stats")[1])
     names = {s.name: s.partitions or partitions for s in specs}
     deadline, calm = time.monotonic() + timeout, 0
     lag: dict[tuple[str, str], int] = {}
     while time.monotonic() < deadline:
         lag = {(topic, part): n for w in workers
-               for topic, parts in get_json(f"{w.base_url}/v1/stats")[1]["consumer_lag"].items()
+               for topic, parts in stats(w)["consumer_lag"].items()
                if topic in names for part, n in parts.items()}
         drained = len(lag) == sum(names.values()) and not any(lag.values())
         calm = calm + 1 if drained else 0
