@@ -97,37 +97,39 @@ async def _write_chunk(settings: Settings, seed: int, leads: int, end: datetime)
     return int(report.sent)
 
 
-def _stats(base: str, count: bool = False) -> dict | None:
+def _stats(base: str, key: str, count: bool = False) -> dict | None:
     """GET /v1/stats; the leads traced only when ``count`` (it reads every RocksDB key)."""
     try:
         status, body = get_json(f"{base}/v1/stats" + ("" if count else "?leads_traced=0"),
-                                timeout=60)
+                                timeout=60, key=key)
     except OSError:
         return None
+    if status in (401, 403):  # not a slow worker: waiting on would wait the whole timeout
+        raise RuntimeError(f"GET {base}/v1/stats refused: {body}")
     return body if status == 200 else None
 
 
-def _wait_idle(base: str, timeout: float = 600) -> dict:
+def _wait_idle(base: str, key: str, timeout: float = 600) -> dict:
     """Until every agent has had nothing to do for two seconds (as ``bench.wait_idle``)."""
     deadline, last, still = time.monotonic() + timeout, None, 0
     while time.monotonic() < deadline:
-        stats = _stats(base) or {}
+        stats = _stats(base, key) or {}
         total = stats.get("received_total", 0) + stats.get("internal_total", 0)
         still = still + 1 if total == last else 0
         if still >= 2:
             break
         last = total
         time.sleep(1.0)
-    return _stats(base, count=True) or {}
+    return _stats(base, key, count=True) or {}
 
 
-def _wait_read(base: str, proc: subprocess.Popen[bytes], expected: int,
+def _wait_read(base: str, key: str, proc: subprocess.Popen[bytes], expected: int,
                timeout: float = 3600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"worker exited with {proc.returncode}")
-        stats = _stats(base)
+        stats = _stats(base, key)
         if stats is not None and inbound(stats) >= expected:
             return
         time.sleep(1.0)
@@ -161,9 +163,9 @@ def _store_run(settings: Settings, tmp: Path, broker: EmbeddedBroker, store: str
             chunk_end = end - timedelta(days=later / LEADS_PER_DAY)
             sent += asyncio.run(_write_chunk(bench.settings, 1000 + i, size, chunk_end))
             written += size
-            _wait_read(base, proc, sent)
+            _wait_read(base, bench.key, proc, sent)
             if written in marks:
-                stats = _wait_idle(base)
+                stats = _wait_idle(base, bench.key)
                 point = Point(int(stats.get("leads_traced", written)), inbound(stats),
                               rss_bytes(proc.pid), time.monotonic() - t0)
                 run.points.append(point)
@@ -173,7 +175,7 @@ def _store_run(settings: Settings, tmp: Path, broker: EmbeddedBroker, store: str
                      f"entries; malloc {stats.get('malloc')}; RocksDB {stats.get('store_memory')}")
             elif i % 2 == 1:
                 _say(f"{store}: {written:,} leads written, RSS {_mib(rss_bytes(proc.pid))}; "
-                     f"RocksDB {(_stats(base) or {}).get('store_memory')}")
+                     f"RocksDB {(_stats(base, bench.key) or {}).get('store_memory')}")
     finally:
         bench.stop_all()
     return run

@@ -59,6 +59,17 @@ def test_schemas_check_and_config_commands() -> None:
     assert "<1 secret(s)>" in done.stdout  # secrets are never printed
 
 
+def test_bench_memory_reads_its_worker_and_reports_a_point() -> None:
+    from streams.bench_memory import run_memory_bench
+
+    # 300 leads, one store: what the million-lead run does per checkpoint, in seconds. (It
+    # once waited its hour-long timeout on every /v1/stats it was refused for want of a key.)
+    result = run_memory_bench(Settings.load(env={}), 300, ["rocksdb"])
+    (run,) = result.runs
+    (point,) = run.points
+    assert 250 <= point.leads <= 300 and point.events > point.leads and point.rss > 0
+
+
 def test_bench_runs_end_to_end_and_prints_its_table() -> None:
     from streams.bench import run_bench
 
