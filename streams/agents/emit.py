@@ -264,7 +264,7 @@ def _persist(store: Any, topic: str, records: Staged,
             # reads them if the partition comes back.
             continue
         held = store.persisted_offset(TP(topic, partition))
-        last = -1 if held is None else held
+        start = last = -1 if held is None else held
         sent = sorted(runs.get(partition, ()))
         if not sent or sent[0][0] <= last:
             # The database already has these offsets (recovered as a standby meanwhile):
@@ -278,6 +278,6 @@ def _persist(store: Any, topic: str, records: Staged,
             if first != last + 1:
                 break
             last = end
-        if last != (-1 if held is None else held):
+        if last != start:
             batch.put(store.offset_key, str(last).encode())
         db.write(batch)

@@ -39,10 +39,9 @@ def register(app: Any) -> None:
     skew = timedelta(seconds=settings.max_clock_skew_s)
     retention_ms = int(settings.dedup_retention_days * DAY_MS)
     codec, stats = app.codec, app.stats
-    index = SlaIndex(app, idle_ms=int(settings.sla_idle_s * 1000), report=stats.clocks,
+    index = SlaIndex(app, table, idle_ms=int(settings.sla_idle_s * 1000), report=stats.clocks,
                      settle_ms=int(settings.sla_settle_s * 1000),
                      idle_pace=settings.sla_idle_pace)
-    index.table = table
     # What has been flushed, for routing's watermarks (agents.watermarks).
     progress = app.intake_progress = Progress()
     eraser = Eraser(app)

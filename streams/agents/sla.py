@@ -59,9 +59,11 @@ def lagging(consumer: Any, names: Iterable[str], partition: int, done: dict[TP, 
 
 
 class SlaIndex:
-    def __init__(self, app: Any, idle_ms: int, report: dict[int, Any] | None = None,
-                 settle_ms: int = 0, idle_pace: float = 1.0) -> None:
+    def __init__(self, app: Any, table: Any, idle_ms: int,
+                 report: dict[int, Any] | None = None, settle_ms: int = 0,
+                 idle_pace: float = 1.0) -> None:
         self.app = app
+        self.table = table  # the traces ChangelogTable: its writes not yet in the store too
         self.settle_ms = settle_ms
         self._history: dict[int, deque[tuple[int, int]]] = {}  # (wall, clock) per tick
         self._settled: dict[int, int] = {}
@@ -73,7 +75,6 @@ class SlaIndex:
         self._done_offset: dict[TP, int] = {}
         self._active: frozenset[int] = frozenset()
         self._reindex = False
-        self.table: Any = None  # the traces ChangelogTable: its writes not yet in the store too
 
     def processed(self, msg: Any, occurred_ms: int | None, wall_ms: int) -> None:
         """After an input event's state is written: it counts for the clock."""
@@ -139,7 +140,7 @@ class SlaIndex:
         self._due.clear()
         self._reindex = True
 
-    def _sync_assignment(self, table: Any, partitions: int) -> None:
+    def _sync_assignment(self, partitions: int) -> None:
         actives = frozenset(
             tp.partition for tp in self.app.assignor.assigned_actives()
             if tp.topic == topics.LEADS.name
@@ -158,8 +159,7 @@ class SlaIndex:
                 self._due.pop(lead_id, None)
         if gained:
             wall_ms = int(time.time() * 1000)
-            rows = self.table.items() if self.table is not None else table.data.items()
-            for lead_id, state in rows:
+            for lead_id, state in self.table.items():
                 p = partition_of(lead_id, partitions)
                 if p in gained and isinstance(state, dict):
                     self.index(lead_id, p, state)
@@ -171,11 +171,9 @@ class SlaIndex:
                         self.clock.observe(RECOVERED, p, latest, wall_ms)
         self._active = actives
 
-    def due(
-        self, table: Any, partitions: int, wall_ms: int
-    ) -> list[tuple[int, int, str]]:
+    def due(self, partitions: int, wall_ms: int) -> list[tuple[int, int, str]]:
         """(partition, clock, lead id) of every lead whose next deadline has been reached."""
-        self._sync_assignment(table, partitions)
+        self._sync_assignment(partitions)
         out = []
         for p in sorted(self._active):
             lag = lagging(self.app.consumer, INPUTS, p, self._done_offset)
@@ -209,7 +207,6 @@ def register_timer(
     until the tables are recovered): the states it would read may be a standby's, seconds
     behind, or half recovered, and writing one back would make it the newest record of the
     lead's changelog, the state the next owner recovers."""
-    table = app.tables_by_name["traces"]
     partitions = app.settings.partitions
 
     @app.timer(interval=interval_s, name="sla.clock")
@@ -217,7 +214,7 @@ def register_timer(
         if app.rebalancing:
             return
         wall_ms = int(time.time() * 1000)
-        for i, (partition, clock, lead_id) in enumerate(index.due(table, partitions, wall_ms)):
+        for i, (partition, clock, lead_id) in enumerate(index.due(partitions, wall_ms)):
             if i % YIELD_EVERY == YIELD_EVERY - 1:
                 # When a backlog ends, thousands of deadlines fall due at once: let intake
                 # and the API run in between, or every request waits for the whole tick.

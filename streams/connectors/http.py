@@ -21,9 +21,8 @@ import orjson
 from faust.web import Request, Response, View
 
 from streams import erase, topics
-from streams.agents.emit import Staged, send_batches
+from streams.agents.emit import Emitter
 from streams.agents.external import control_record, event_record
-from streams.agents.sla import partition_of
 from streams.api import correlation_id, parse_json, problem, read_body
 from streams.connectors import auth, config, engine, hubspot, salesforce
 from streams.connectors.engine import Item
@@ -57,14 +56,11 @@ def register(app: Any) -> None:
         then wait once for all the broker's acknowledgements."""
         if not batch:
             return
-        staged: Staged = {}
-        for spec, key, value in batch:  # one aiokafka batch per partition, as agents send
-            partition = partition_of(key.decode(), spec.partitions or settings.partitions)
-            staged.setdefault((spec.name, partition), []).append((key, value))
+        emitter = Emitter(app)  # one aiokafka batch per partition, as agents send
+        for spec, key, value in batch:
+            emitter.stage_encoded(spec, key, value)
         try:
-            sent = await send_batches(app.producer._ensure_producer(), staged)
-            await asyncio.wait_for(asyncio.gather(*(fut for *_, fut in sent)),
-                                   settings.send_timeout_s)
+            await asyncio.wait_for(emitter.flush(), settings.send_timeout_s)
         except Exception as exc:
             raise LeadflowError(
                 ErrorCode.UNAVAILABLE, f"broker did not acknowledge: {exc!r}") from exc
